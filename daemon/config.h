@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Parsed configuration: plain structs built whole by config_load(), never
+ * modified afterwards, swapped in as a unit on reload. Every default is a
+ * #define here. Relative paths are already resolved against the config
+ * file's folder. Each value remembers the line it came from so that later
+ * checks (tls.c: key does not match certificate) can say FILE:LINE.
+ */
+#ifndef MTLSGW_CONFIG_H
+#define MTLSGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_LISTEN	  16
+#define CONFIG_MAX_WORKERS	  64
+#define CONFIG_DEFAULT_LISTEN	  "127.0.0.1:8443"
+#define CONFIG_DEFAULT_ACCESS_LOG "stderr"
+#define CONFIG_DEFAULT_ERROR_LOG  "stderr"
+#define CONFIG_DEFAULT_LOG_LEVEL  "info"
+/* Limits: connections per process, request line + headers (bytes),
+ * request bodies on non-proxied paths (bytes). */
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
+#define CONFIG_DEFAULT_MAX_HEADER_SIZE (16 * 1024)
+#define CONFIG_DEFAULT_MAX_BODY_SIZE   (1024 * 1024)
+/* Idle keep-alive or stalled request; graceful stop deadline. */
+#define CONFIG_DEFAULT_REQUEST_TIMEOUT_MS	   60000
+#define CONFIG_DEFAULT_DRAIN_TIMEOUT_MS		   10000
+#define CONFIG_DEFAULT_VERIFY_DEPTH		   2
+#define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS	   10000
+#define CONFIG_DEFAULT_INDEX			   "index.html"
+#define CONFIG_DEFAULT_HEADER_PREFIX		   "X-Client-"
+#define CONFIG_DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS 2000
+#define CONFIG_DEFAULT_UPSTREAM_READ_TIMEOUT_MS	   30000
+#define CONFIG_DEFAULT_UPSTREAM_KEEPALIVE	   32
+#define CONFIG_DEFAULT_BPF_INSTANCE		   "default"
+#define CONFIG_MAX_UPSTREAM_SERVERS		   16
+
+enum config_client_cert {
+	CONFIG_CLIENT_CERT_NONE,     /* certificate ignored for policy */
+	CONFIG_CLIENT_CERT_OPTIONAL, /* default: allow lists apply if presented
+				      */
+	CONFIG_CLIENT_CERT_REQUIRE,  /* no verified certificate: 403 */
+};
+
+enum config_ktls { CONFIG_KTLS_AUTO, CONFIG_KTLS_ON, CONFIG_KTLS_OFF };
+enum config_bpf_mode { CONFIG_BPF_AUTO, CONFIG_BPF_REQUIRED, CONFIG_BPF_OFF };
+
+/* A socket address given as "127.0.0.1:8443", "[::1]:8443" or "*:8443". */
+struct config_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64]; /* as written, for logs */
+};
+
+struct config_listen {
+	struct config_addr addr;
+	bool proxy_protocol; /* "listen = 127.0.0.1:8443 proxy_protocol" */
+	int line;
+};
+
+/* A repeatable key: every occurrence appends. */
+struct config_strlist {
+	char **items;
+	size_t count;
+};
+
+struct config_location {
+	char *prefix; /* from "[location PREFIX]"; no trailing '/' except "/" */
+	int line;     /* of the section header */
+	enum config_client_cert client_cert;
+	/* Exactly one handler: root (files), return_status, or proxy_upstream.
+	 */
+	char *root; /* absolute, realpath()ed at load; NULL if none */
+	char *index;
+	int return_status; /* 0 = not a "return" location */
+	char *return_body;
+	/* Allow lists, OR-ed; any set => a verified cert must match one. */
+	struct config_strlist allow_subject;	 /* RFC 2253 DN, or "CN=..." */
+	struct config_strlist allow_san;	 /* DNS name or URI */
+	struct config_strlist allow_fingerprint; /* lowercase hex, no colons */
+	/* Reverse proxy: "proxy_pass = http://NAME_OR_HOST:PORT/path/" */
+	char *proxy_upstream; /* upstream name, or NULL */
+	char *proxy_path;     /* replaces the matched prefix; "" if none */
+	bool forward_cert;
+	bool websocket;
+	bool metrics;	     /* "metrics = yes": Prometheus text of metrics.c */
+	char *header_prefix; /* default CONFIG_DEFAULT_HEADER_PREFIX */
+};
+
+struct config_upstream {
+	char *name; /* "[upstream NAME]", or "host:port" for an inline one */
+	int line;
+	struct config_addr servers[CONFIG_MAX_UPSTREAM_SERVERS];
+	size_t n_servers;
+	unsigned connect_timeout_ms;
+	unsigned read_timeout_ms;
+	unsigned keepalive;
+};
+
+/* Rate-limit settings for one identity class. 0 = unlimited. */
+#define CONFIG_LIMIT_MAX_CONNS	(1u << 0)
+#define CONFIG_LIMIT_CONN_RATE	(1u << 1)
+#define CONFIG_LIMIT_CONN_BURST (1u << 2)
+#define CONFIG_LIMIT_REQ_RATE	(1u << 3)
+#define CONFIG_LIMIT_REQ_BURST	(1u << 4)
+#define CONFIG_LIMIT_BW_OUT	(1u << 5)
+#define CONFIG_LIMIT_BW_IN	(1u << 6)
+struct config_limit {
+	char key[72]; /* "default", "anonymous" or 64 lowercase hex chars */
+	int line;
+	uint32_t set;	     /* CONFIG_LIMIT_* bits present in this section */
+	uint64_t max_conns;  /* concurrent */
+	uint64_t conn_rate;  /* new connections per second */
+	uint64_t conn_burst; /* bucket size */
+	uint64_t req_rate;   /* requests per second */
+	uint64_t req_burst;
+	uint64_t bandwidth_out; /* bytes per second */
+	uint64_t bandwidth_in;
+};
+
+struct config {
+	char *path; /* as given */
+	char *dir;  /* absolute folder of the file; relative paths use it */
+
+	/* [server] */
+	struct config_listen listen[CONFIG_MAX_LISTEN];
+	size_t n_listen;
+	unsigned workers; /* "auto" => number of online CPUs */
+	char *access_log; /* "stderr", "off" or an absolute path */
+	char *error_log;
+	char *log_level; /* "error" | "warn" | "info" | "debug" */
+	unsigned max_connections;
+	size_t max_header_size;
+	size_t max_body_size;
+	unsigned request_timeout_ms;
+	unsigned drain_timeout_ms;
+	char *user; /* drop to this user after start-up; NULL = stay */
+	char *pid_file;
+
+	/* [tls] */
+	char *cert, *key, *client_ca, *crl; /* crl NULL if unset */
+	int cert_line, key_line, client_ca_line, crl_line;
+	unsigned verify_depth;
+	int min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
+	unsigned handshake_timeout_ms;
+	enum config_ktls ktls;
+	bool session_tickets; /* default yes */
+
+	/* [location ...], in file order; matching uses longest prefix. */
+	struct config_location *locations;
+	size_t n_locations;
+
+	/* [upstream NAME] plus inline host:port upstreams from proxy_pass. */
+	struct config_upstream *upstreams;
+	size_t n_upstreams;
+
+	/* [limits], [limits anonymous], [limits sha256:HEX] */
+	struct config_limit limit_default;
+	struct config_limit
+		limit_anonymous; /* inherits unset keys from default */
+	struct config_limit *limit_overrides;
+	size_t n_limit_overrides;
+
+	/* [bpf] */
+	enum config_bpf_mode bpf_mode;
+	char *bpf_instance;
+};
+
+/*
+ * Parse and check PATH. On success *out is a complete config and 0 is
+ * returned. On failure every problem found is printed to ERRORS as
+ * "FILE:LINE: message" (one per line) and -1 is returned.
+ */
+int config_load(const char *path, FILE *errors, struct config **out);
+void config_free(struct config *cfg);
+
+/* The upstream a location proxies to, or NULL. */
+const struct config_upstream *config_find_upstream(const struct config *cfg,
+						   const char *name);
+
+#endif

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mtlsgw: start-up (config, TLS context, listeners, privileges), the
+ * worker threads, and signals: SIGHUP reloads, SIGTERM/SIGINT drain and
+ * stop (a second one stops at once).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <microhttpd.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+
+#include "config.h"
+#include "ktls.h"
+#include "limits.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "tls.h"
+#include "worker.h"
+
+#ifndef MTLSGW_VERSION
+#define MTLSGW_VERSION "unknown"
+#endif
+#define MAIN_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
+#define MAIN_SIGNAL_POLL_MS 100
+
+struct gateway {
+	const char *config_path;
+	struct gen *gen;
+	struct worker_shared shared;
+	struct worker *workers[CONFIG_MAX_WORKERS];
+	unsigned n_workers;
+};
+
+static void main_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtlsgw [-t] [-c FILE]\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"  -t, --test         check the configuration and exit\n"
+		"  -V, --version      print the version\n"
+		"  -h, --help         this help\n"
+		"signals: HUP reloads, TERM/INT drain and stop\n",
+		MAIN_DEFAULT_CONFIG);
+}
+
+/* Config and TLS context, both checked; errors on stderr as FILE:LINE.
+ * KTLS: switch OpenSSL's kTLS on for the new context. */
+static struct gen *main_load(const char *path, unsigned id, bool ktls)
+{
+	struct config *cfg = NULL;
+	SSL_CTX *ctx;
+	struct gen *g;
+
+	if (config_load(path, stderr, &cfg) < 0)
+		return NULL;
+	ctx = tls_ctx_new(cfg, stderr);
+	if (!ctx) {
+		config_free(cfg);
+		return NULL;
+	}
+	if (ktls_ctx_setup(ctx, ktls && cfg->ktls != CONFIG_KTLS_OFF) < 0) {
+		log_error("cannot set up kTLS on the TLS context");
+		SSL_CTX_free(ctx);
+		config_free(cfg);
+		return NULL;
+	}
+	g = gen_new(cfg, ctx, id);
+	if (!g) {
+		SSL_CTX_free(ctx);
+		config_free(cfg);
+	}
+	return g;
+}
+
+static void main_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int main_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (!user)
+		return 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		log_error("user %s: no such user", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_error("cannot drop privileges to %s: %s", user,
+			  strerror(errno));
+		return -1;
+	}
+	log_info("running as user %s", user);
+	return 0;
+}
+
+static int main_start_workers(struct gateway *gw)
+{
+	const struct config *cfg = gw->gen->cfg;
+	int fds[CONFIG_MAX_LISTEN];
+	unsigned i;
+	size_t k;
+
+	for (i = 0; i < cfg->workers; i++) {
+		for (k = 0; k < cfg->n_listen; k++) {
+			fds[k] = listener_open(&cfg->listen[k]);
+			if (fds[k] < 0) {
+				while (k-- > 0)
+					close(fds[k]);
+				return -1;
+			}
+		}
+		gw->workers[i] =
+			worker_new(i, gw->gen, &gw->shared, fds, cfg->n_listen);
+		if (!gw->workers[i])
+			return -1;
+		gw->n_workers++;
+	}
+	return 0;
+}
+
+static void main_reload(struct gateway *gw)
+{
+	struct gen *g = main_load(gw->config_path, gw->gen->id + 1,
+				  gw->shared.ktls_usable);
+	const struct config *old, *cfg;
+	unsigned i;
+	size_t k;
+
+	if (!g) {
+		log_error("reload of %s failed (errors above): still serving "
+			  "configuration %u",
+			  gw->config_path, gw->gen->id);
+		return;
+	}
+	old = gw->gen->cfg;
+	cfg = g->cfg;
+	if (cfg->n_listen != old->n_listen || cfg->workers != old->workers)
+		log_warn("reload: listen and workers changes need a restart");
+	for (k = 0; k < cfg->n_listen && k < old->n_listen; k++)
+		if (strcmp(cfg->listen[k].addr.text, old->listen[k].addr.text))
+			log_warn("reload: listen %s needs a restart",
+				 cfg->listen[k].addr.text);
+	if (cfg->ktls != old->ktls)
+		log_warn("reload: a ktls change needs a restart");
+	if (gw->shared.limits && limits_reload(gw->shared.limits, cfg) < 0)
+		log_error("reload: limits not updated (see above); the old "
+			  "limits stay in force");
+	for (i = 0; i < gw->n_workers; i++)
+		worker_reload(gw->workers[i], g);
+	gen_unref(gw->gen);
+	gw->gen = g;
+	log_info("reloaded %s: configuration %u", gw->config_path, g->id);
+}
+
+/* Probe the kernel once; `ktls = on` without it refuses to start. The
+ * first generation was loaded before the probe, so set its context up. */
+static int main_setup_ktls(struct gateway *gw)
+{
+	const struct config *cfg = gw->gen->cfg;
+	char why[256] = "";
+
+	gw->shared.ktls_usable = ktls_probe(cfg->ktls, why, sizeof(why)) == 1;
+	if (gw->shared.ktls_usable) {
+		log_info("kTLS available (%s): data path kTLS TX+RX, userspace "
+			 "relay per connection where it cannot apply",
+			 why);
+	} else if (cfg->ktls == CONFIG_KTLS_ON) {
+		log_error("ktls = on, but kTLS is not available: %s", why);
+		return -1;
+	} else {
+		log_info("kTLS not in use (%s): data path userspace TLS relay",
+			 why);
+	}
+	if (ktls_ctx_setup(gw->gen->ssl_ctx, gw->shared.ktls_usable) < 0) {
+		log_error("cannot set up kTLS on the TLS context");
+		return -1;
+	}
+	return 0;
+}
+
+static bool main_all_done(struct gateway *gw)
+{
+	unsigned i;
+
+	for (i = 0; i < gw->n_workers; i++)
+		if (!worker_done(gw->workers[i]))
+			return false;
+	return true;
+}
+
+static void main_serve(struct gateway *gw, const sigset_t *sigs)
+{
+	struct timespec poll = {0, MAIN_SIGNAL_POLL_MS * 1000000L};
+	bool draining = false;
+	unsigned i;
+	int sig;
+
+	for (;;) {
+		sig = sigtimedwait(sigs, NULL, &poll);
+		if (sig < 0) {
+			if (main_all_done(gw))
+				break;
+			continue;
+		}
+		if (sig == SIGHUP) {
+			main_reload(gw);
+			continue;
+		}
+		if (draining) {
+			log_info("second stop signal: stopping now");
+			for (i = 0; i < gw->n_workers; i++)
+				worker_stop(gw->workers[i]);
+			continue;
+		}
+		draining = true;
+		log_info("%s: draining (deadline %u ms)",
+			 sig == SIGINT ? "SIGINT" : "SIGTERM",
+			 gw->gen->cfg->drain_timeout_ms);
+		for (i = 0; i < gw->n_workers; i++)
+			worker_drain(gw->workers[i],
+				     gw->gen->cfg->drain_timeout_ms);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct gateway gw = {.config_path = MAIN_DEFAULT_CONFIG};
+	const struct config *cfg;
+	bool check_only = false;
+	sigset_t sigs;
+	unsigned i;
+	int opt, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			gw.config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("mtlsgw %s (%s, libmicrohttpd %s)\n",
+			       MTLSGW_VERSION, OpenSSL_version(OPENSSL_VERSION),
+			       MHD_get_version());
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		default:
+			main_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		main_usage(stderr);
+		return 2;
+	}
+
+	gw.gen = main_load(gw.config_path, 1, false);
+	if (!gw.gen)
+		return 1;
+	cfg = gw.gen->cfg;
+	if (check_only) {
+		printf("%s: configuration ok\n", gw.config_path);
+		gen_unref(gw.gen);
+		return 0;
+	}
+	if (log_open(cfg->error_log, cfg->log_level, cfg->access_log) < 0)
+		goto out;
+	if (main_setup_ktls(&gw) < 0)
+		goto out;
+	cfg = gw.gen->cfg;
+	/* Before dropping privileges: BPF needs them. */
+	gw.shared.limits = limits_new(cfg);
+	if (!gw.shared.limits)
+		goto out;
+
+	/* Signals are read synchronously here; workers block them all. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	main_raise_nofile();
+
+	gw.shared.max_connections = cfg->max_connections;
+	atomic_init(&gw.shared.connections, 0);
+	if (main_start_workers(&gw) < 0)
+		goto out;
+	if (main_drop_privileges(cfg->user) < 0)
+		goto out;
+	metrics_set_info(gw.shared.ktls_usable,
+			 limits_mode_name(gw.shared.limits), cfg->workers);
+	for (i = 0; i < gw.n_workers; i++)
+		if (worker_start(gw.workers[i]) < 0)
+			goto out;
+	for (i = 0; i < cfg->n_listen; i++)
+		log_info("mtlsgw %s listening on https://%s (%u workers, data "
+			 "path: %s, limits: %s)",
+			 MTLSGW_VERSION, cfg->listen[i].addr.text, cfg->workers,
+			 gw.shared.ktls_usable ? "kTLS, userspace relay as "
+						 "fallback"
+					       : "userspace TLS relay",
+			 limits_mode_name(gw.shared.limits));
+	main_serve(&gw, &sigs);
+	status = 0;
+	log_info("stopped");
+out:
+	for (i = 0; i < gw.n_workers; i++) {
+		worker_stop(gw.workers[i]);
+		worker_join(gw.workers[i]);
+		worker_free(gw.workers[i]);
+	}
+	gen_unref(gw.gen);
+	limits_free(gw.shared.limits);
+	log_close();
+	return status;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Process-wide counters, rendered in the Prometheus text format on a
+ * location with `metrics = yes`. Increments are relaxed atomics: a
+ * counter is one cache line touched per event, never a lock.
+ */
+#ifndef MTLSGW_METRICS_H
+#define MTLSGW_METRICS_H
+
+#include <stddef.h>
+
+enum metrics_counter {
+	METRICS_HANDSHAKES_OK,
+	METRICS_HANDSHAKES_FAILED,
+	METRICS_HANDSHAKES_TIMEOUT,
+	METRICS_CONNS_KTLS,
+	METRICS_CONNS_USERSPACE,
+	METRICS_CONNS_REFUSED_MAX,    /* max_connections */
+	METRICS_CONNS_REFUSED_LIMITS, /* per-identity connection limits */
+	METRICS_REQUESTS_LIMITED,     /* per-identity request rate: 429 */
+	METRICS_REQUESTS_1XX,
+	METRICS_REQUESTS_2XX,
+	METRICS_REQUESTS_3XX,
+	METRICS_REQUESTS_4XX,
+	METRICS_REQUESTS_5XX,
+	METRICS_RESPONSE_BYTES,
+	METRICS_N_COUNTERS
+};
+
+void metrics_add(enum metrics_counter c, unsigned long long n);
+static inline void metrics_inc(enum metrics_counter c)
+{
+	metrics_add(c, 1);
+}
+/* Count a connection that fell back to the relay, by reason (a static
+ * string from ktls.c or worker.c). */
+void metrics_fallback(const char *reason);
+void metrics_count_status(unsigned status);
+/* Gauges set at start-up. */
+void metrics_set_info(int ktls_available, const char *limits_mode,
+		      unsigned workers);
+
+/* Render everything plus ACTIVE (open connections) into a malloc'd buffer
+ * (*len bytes); NULL on allocation failure. */
+char *metrics_render(unsigned long long active, size_t *len);
+
+#endif

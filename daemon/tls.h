@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's TLS context (certificate, client CA, CRL, protocol and
+ * cipher policy) and the non-blocking handshake step.
+ */
+#ifndef MTLSGW_TLS_H
+#define MTLSGW_TLS_H
+
+#include <stdio.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+/* TLS 1.2 suites: ECDHE key exchange with AEAD only. TLS 1.3's are all
+ * AEAD. */
+#define TLS_CIPHERS_TLS12 "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+#define TLS_CIPHERSUITES_TLS13                                                 \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"                       \
+	"TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_SESSION_ID_CONTEXT "mtlsgw"
+#define TLS_NUM_TICKETS	       1
+
+/*
+ * Build the SSL_CTX for CFG. Problems (unreadable files, a key that does
+ * not match its certificate, a bad CRL) go to ERRORS as "FILE:LINE:
+ * message" naming the config key; NULL is returned.
+ */
+SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors);
+
+enum tls_step {
+	TLS_STEP_DONE,
+	TLS_STEP_WANT_READ,
+	TLS_STEP_WANT_WRITE,
+	TLS_STEP_FAILED,
+};
+
+/*
+ * Advance SSL_accept. On failure the reason is logged at info (a client
+ * causes it), naming PEER and, for a certificate, the verify error.
+ */
+enum tls_step tls_accept_step(SSL *ssl, const char *peer);
+
+/* "TLSv1.3", cipher name, resumed? into the conn's TLS facts. */
+const char *tls_version_name(const SSL *ssl);
+
+#endif

@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+"""Clients without a certificate are keyed by source address and limited
+by the anonymous entry; certificate holders by the default one."""
+
+from bpfhelp import dump_stats
+
+FP1 = "1c" * 32
+
+
+def test_anonymous_by_address(instance, start_probe):
+    p = start_probe(instance, "default max_conns=10\nanonymous max_conns=1\n")
+    a = p.connect()
+    assert a.admitted
+    b = p.connect()
+    assert not b.admitted
+    b.close()
+    certs = [p.connect(FP1, "client1") for _ in range(3)]
+    assert all(c.admitted for c in certs)
+    st = dump_stats(instance)
+    assert st["127.0.0.1"]["fingerprint"] == ""
+    assert st["127.0.0.1"]["conns_active"] == 1
+    assert st["127.0.0.1"]["conns_rejected"] == 1
+    for c in certs + [a]:
+        c.close()
+
+
+def test_anonymous_ipv6_and_mapped(instance, start_probe):
+    """An IPv6 client is keyed by its IPv6 address; an IPv4 client of a
+    dual-stack socket (::ffff:127.0.0.1) by its IPv4 address."""
+    p = start_probe(instance, "anonymous max_conns=1\n", addr="::1")
+    with p.connect() as a:
+        assert a.admitted
+        with p.connect() as b:
+            assert not b.admitted
+    st = dump_stats(instance)
+    assert st["::1"]["conns_total"] == 1 and st["::1"]["conns_rejected"] == 1
+
+    q = start_probe(instance + "-m", "", addr="::ffff:127.0.0.1")
+    with q.connect(host="127.0.0.1") as c:
+        assert c.admitted
+    assert dump_stats(instance + "-m")["127.0.0.1"]["conns_total"] == 1
