@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 # mtlsgw: build, run, test. `make V=1` shows commands.
 .DELETE_ON_ERROR:
+# Keep intermediates (bpf objects, skeletons): no "rm" after the test count.
+.SECONDARY:
 .SUFFIXES:
 
 BUILD    ?= build
