@@ -60,7 +60,8 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 
 # daemon/limits.c on plain TCP sockets, for tests/bpf/ (no TLS, no daemon)
 BPF_TEST_BINS := $(BUILD)/tests/bpf/limits_probe
-$(BUILD)/tests/bpf/limits_probe: tests/bpf/limits_probe.c $(BUILD)/daemon/limits.o
+$(BUILD)/tests/bpf/limits_probe: tests/bpf/limits_probe.c $(BUILD)/daemon/limits.o \
+				$(BUILD)/daemon/limits_bpf.o
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ $(LDLIBS)
