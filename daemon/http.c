@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "ktls.h"
 #include "limits.h"
 #include "http.h"
 #include "log.h"
@@ -86,6 +87,26 @@ void http_server_wake(struct http_server *s)
 
 /* ---- connection lifetime ---- */
 
+/*
+ * MHD only sees a failed recv() when the client sends a TLS record that is
+ * not application data. Name what it was: a KeyUpdate (TLS 1.3) ends a
+ * kTLS connection, since the kernel cannot follow a key change on its own.
+ */
+static void http_ktls_closed(struct conn *c)
+{
+	const char *why = c->fd >= 0 ? ktls_close_reason(c->fd) : NULL;
+
+	if (!why)
+		return;
+	if (strcmp(why, "key update") == 0)
+		log_info("client %s: sent a TLS 1.3 KeyUpdate; kTLS receive "
+			 "cannot follow a key change: connection closed",
+			 c->peer_text);
+	else
+		log_debug("client %s: %s: connection closed", c->peer_text,
+			  why);
+}
+
 static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 				   void **socket_context,
 				   enum MHD_ConnectionNotificationCode code)
@@ -117,6 +138,7 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 	/* MHD closes the fd it was given (the TCP socket on kTLS) right
 	 * after this notification. */
 	if (c->path == CONN_PATH_KTLS) {
+		http_ktls_closed(c);
 		conn_tcp_closing(c);
 		c->fd = -1;
 	}

@@ -180,6 +180,9 @@ static int main_setup_ktls(struct gateway *gw)
 	char why[256] = "";
 
 	gw->shared.ktls_usable = ktls_probe(cfg->ktls, why, sizeof(why)) == 1;
+	gw->shared.no_ktls_reason = cfg->ktls == CONFIG_KTLS_OFF
+					    ? "ktls off"
+					    : "kernel has no ktls";
 	if (gw->shared.ktls_usable) {
 		log_info("kTLS available (%s): data path kTLS TX+RX, userspace "
 			 "relay per connection where it cannot apply",

@@ -35,14 +35,15 @@ struct proxy_idle {
 	struct proxy_idle *prev, *next;
 };
 
-static void proxy_idle_close(struct proxy_idle *ic)
+/* Take IC out of the pool and free it; returns its socket, still open. */
+static int proxy_idle_take_fd(struct proxy_idle *ic)
 {
 	struct proxy_pool *p = ic->pool;
+	int fd = ic->fd;
 
+	ic->fd = -1;
 	loop_watch_del(p->loop, &ic->watch);
 	loop_timer_cancel(p->loop, &ic->timer);
-	close(ic->fd);
-	ic->fd = -1;
 	if (ic->prev)
 		ic->prev->next = ic->next;
 	else
@@ -50,6 +51,12 @@ static void proxy_idle_close(struct proxy_idle *ic)
 	if (ic->next)
 		ic->next->prev = ic->prev;
 	loop_defer_free(p->loop, ic);
+	return fd;
+}
+
+static void proxy_idle_close(struct proxy_idle *ic)
+{
+	close(proxy_idle_take_fd(ic));
 }
 
 /* An idle connection that becomes readable was closed by the upstream
@@ -112,24 +119,11 @@ static int proxy_idle_take(struct proxy_pool *p,
 		if (strcmp(ic->upstream, up->name))
 			continue;
 		for (size_t i = 0; i < up->n_servers; i++) {
-			int fd;
-
 			if (up->servers[i].len != ic->addr_len ||
 			    memcmp(&up->servers[i].ss, &ic->addr, ic->addr_len))
 				continue;
-			fd = ic->fd;
-			ic->fd = -1;
-			loop_watch_del(p->loop, &ic->watch);
-			loop_timer_cancel(p->loop, &ic->timer);
-			if (ic->prev)
-				ic->prev->next = ic->next;
-			else
-				p->idle = ic->next;
-			if (ic->next)
-				ic->next->prev = ic->prev;
-			loop_defer_free(p->loop, ic);
 			*server = i;
-			return fd;
+			return proxy_idle_take_fd(ic);
 		}
 	}
 	return -1;

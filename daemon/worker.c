@@ -168,7 +168,7 @@ static void worker_conn_abort(struct conn *c)
 static int worker_handoff(struct conn *c)
 {
 	struct worker *w = c->worker;
-	const char *reason = "kernel has no ktls";
+	const char *reason = w->shared->no_ktls_reason;
 	int sp[2];
 
 	if (w->shared->ktls_usable &&

@@ -36,6 +36,8 @@ struct worker;
 struct worker_shared {
 	struct limits *limits;
 	bool ktls_usable;
+	const char
+		*no_ktls_reason; /* static: "ktls off", "kernel has no ktls" */
 	atomic_uint connections; /* accepted and not yet closed */
 	unsigned max_connections;
 };
