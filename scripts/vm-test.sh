@@ -206,6 +206,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
 	-kernel "$KDIR/vmlinuz" -initrd "$RUN/initrd" \
 	-append "console=ttyS0 quiet loglevel=3 panic=-1 oops=panic" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$REPO,mount_tag=repo,security_model=none,readonly=on,multidevs=remap" \
 	-device virtio-rng-pci \
 	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$LOG"
 qrc=${PIPESTATUS[0]}
