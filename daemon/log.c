@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #define LOG_LINE_MAX 2048
 
 static int log_error_fd = STDERR_FILENO;
+static char *log_error_path; /* NULL: not a file */
+static char *log_access_path;
 static int log_access_fd = STDERR_FILENO;
 static enum log_level log_threshold = LOG_LVL_INFO;
 
@@ -64,11 +67,47 @@ int log_open(const char *error_target, const char *level,
 	log_close();
 	log_error_fd = efd;
 	log_access_fd = afd;
+	if (efd > STDERR_FILENO)
+		log_error_path = strdup(error_target);
+	if (afd > STDERR_FILENO && afd != efd)
+		log_access_path = strdup(access_target);
 	return 0;
+}
+
+static int log_reopen_one(int fd, const char *path)
+{
+	int nfd;
+
+	if (fd <= STDERR_FILENO || !path)
+		return 0;
+	nfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (nfd < 0) {
+		log_error("cannot reopen log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+		log_error("cannot reopen log %s: %s", path, strerror(errno));
+		close(nfd);
+		return -1;
+	}
+	close(nfd);
+	return 0;
+}
+
+int log_reopen(void)
+{
+	int r = log_reopen_one(log_error_fd, log_error_path);
+
+	if (log_reopen_one(log_access_fd, log_access_path) < 0)
+		r = -1;
+	return r;
 }
 
 void log_close(void)
 {
+	free(log_error_path);
+	free(log_access_path);
+	log_error_path = log_access_path = NULL;
 	if (log_error_fd > STDERR_FILENO)
 		close(log_error_fd);
 	if (log_access_fd > STDERR_FILENO && log_access_fd != log_error_fd)

@@ -16,6 +16,10 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 int log_open(const char *error_target, const char *level,
 	     const char *access_target);
 void log_close(void);
+/* Reopen file targets (after logrotate moved them): the new file takes the
+ * old descriptor's number with dup2(), so writers on other threads never
+ * see a closed fd. Returns 0 or -1 (the old file stays in use). */
+int log_reopen(void);
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

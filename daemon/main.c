@@ -49,7 +49,8 @@ static void main_usage(FILE *out)
 		"  -t, --test         check the configuration and exit\n"
 		"  -V, --version      print the version\n"
 		"  -h, --help         this help\n"
-		"signals: HUP reloads, TERM/INT drain and stop\n",
+		"signals: HUP reloads, USR1 reopens log files, TERM/INT drain "
+		"and stop\n",
 		MAIN_DEFAULT_CONFIG);
 }
 
@@ -229,6 +230,11 @@ static void main_serve(struct gateway *gw, const sigset_t *sigs)
 			main_reload(gw);
 			continue;
 		}
+		if (sig == SIGUSR1) {
+			if (log_reopen() == 0)
+				log_info("SIGUSR1: log files reopened");
+			continue;
+		}
 		if (draining) {
 			log_info("second stop signal: stopping now");
 			for (i = 0; i < gw->n_workers; i++)
@@ -310,6 +316,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
