@@ -100,7 +100,7 @@ test: all $(UNIT_BINS) $(BPF_TEST_BINS)
 	$(Q)tests/run-all.sh
 
 format-check:
-	$(Q)clang-format --dry-run --Werror $(wildcard daemon/*.[ch] include/*.h bpf/*.c tools/*.c tests/unit/*.c)
+	$(Q)clang-format --dry-run --Werror $(wildcard daemon/*.[ch] include/*.h bpf/*.c tools/*.c tests/unit/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf $(BUILD)
