@@ -114,6 +114,23 @@ static int main_drop_privileges(const char *user)
 	return 0;
 }
 
+/* A reload re-reads these files as the unprivileged user: say so now, not
+ * at the first SIGHUP. */
+static void main_check_reload_access(const struct config *cfg)
+{
+	const char *files[] = {cfg->path, cfg->cert, cfg->key, cfg->client_ca,
+			       cfg->crl};
+	size_t i;
+
+	if (!cfg->user)
+		return;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i] && access(files[i], R_OK) < 0)
+			log_warn("%s is not readable by user %s (%s): SIGHUP "
+				 "reload will fail until it is",
+				 files[i], cfg->user, strerror(errno));
+}
+
 static int main_start_workers(struct gateway *gw)
 {
 	const struct config *cfg = gw->gen->cfg;
@@ -328,6 +345,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (main_drop_privileges(cfg->user) < 0)
 		goto out;
+	main_check_reload_access(cfg);
 	metrics_set_info(gw.shared.ktls_usable,
 			 limits_mode_name(gw.shared.limits), cfg->workers);
 	for (i = 0; i < gw.n_workers; i++)
