@@ -114,6 +114,25 @@ static int main_drop_privileges(const char *user)
 	return 0;
 }
 
+/* Written after the listeners are bound and before privileges are
+ * dropped (its folder may be root's); removed at a clean exit where the
+ * remaining privileges allow, else left as nginx leaves it. */
+static int main_write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (!path)
+		return 0;
+	f = fopen(path, "we");
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		log_error("pid_file %s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	return 0;
+}
+
 /* A reload re-reads these files as the unprivileged user: say so now, not
  * at the first SIGHUP. */
 static void main_check_reload_access(const struct config *cfg)
@@ -279,7 +298,8 @@ int main(int argc, char **argv)
 	};
 	struct gateway gw = {.config_path = MAIN_DEFAULT_CONFIG};
 	const struct config *cfg;
-	bool check_only = false;
+	bool check_only = false, wrote_pid = false;
+	char *pid_file = NULL;
 	sigset_t sigs;
 	unsigned i;
 	int opt, status = 1;
@@ -343,6 +363,10 @@ int main(int argc, char **argv)
 	atomic_init(&gw.shared.connections, 0);
 	if (main_start_workers(&gw) < 0)
 		goto out;
+	if (main_write_pid_file(cfg->pid_file) < 0)
+		goto out;
+	wrote_pid = cfg->pid_file != NULL;
+	pid_file = cfg->pid_file ? strdup(cfg->pid_file) : NULL;
 	if (main_drop_privileges(cfg->user) < 0)
 		goto out;
 	main_check_reload_access(cfg);
@@ -370,6 +394,10 @@ out:
 	}
 	gen_unref(gw.gen);
 	limits_free(gw.shared.limits);
+	if (wrote_pid && unlink(pid_file) < 0 && errno != ENOENT)
+		log_info("pid_file %s left in place: %s", pid_file,
+			 strerror(errno));
+	free(pid_file);
 	log_close();
 	return status;
 }
