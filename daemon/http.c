@@ -6,7 +6,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -363,7 +362,7 @@ static enum MHD_Result http_refuse(struct http_request *rq, unsigned status,
 				   const char *body, const char *note)
 {
 	rq->note = note;
-	if (!http_has_body(rq) && !rq->conn->limits_refused) {
+	if (!http_has_body(rq)) {
 		rq->refuse_status = status;
 		rq->refuse_body = body;
 		return MHD_YES;
@@ -518,14 +517,8 @@ static void http_log_access(struct http_request *rq,
 	struct conn *c = rq->conn;
 	struct json_buf j;
 	char when[40];
-	struct timespec ts;
-	struct tm tm;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
-		 ts.tv_nsec / 1000000);
+	log_timestamp(when, sizeof(when));
 	json_begin(&j);
 	json_str(&j, "time", when);
 	json_str(&j, "client", c->peer_text);

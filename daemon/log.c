@@ -121,7 +121,7 @@ int log_enabled(enum log_level lvl)
 	return lvl <= log_threshold && log_error_fd >= 0;
 }
 
-static size_t log_timestamp(char *buf, size_t len)
+size_t log_timestamp(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;

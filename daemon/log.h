@@ -28,6 +28,9 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 #define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 int log_enabled(enum log_level lvl);
+/* Now, UTC, "2026-11-27T03:35:10.194Z", into BUF; returns its length.
+ * The one time format of both logs. */
+size_t log_timestamp(char *buf, size_t len);
 
 /* Append one line (LINE has no newline) to the access log. */
 void log_access_line(const char *line, size_t len);
