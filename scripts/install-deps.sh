@@ -9,7 +9,7 @@ build-essential pkg-config clang llvm clang-format
 libssl-dev openssl libmicrohttpd-dev libinih-dev
 libbpf-dev bpftool libelf-dev zlib1g-dev
 libcmocka-dev python3 python3-pytest curl
-qemu-system-x86 cpio busybox-static kmod iproute2
+qemu-system-x86 cpio busybox-static kmod iproute2 systemd
 nginx-light wrk
 "
 
