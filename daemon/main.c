@@ -25,11 +25,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
+#include "version.h" /* generated: build/version.h (MTLSGW_VERSION) */
 #include "worker.h"
 
-#ifndef MTLSGW_VERSION
-#define MTLSGW_VERSION "unknown"
-#endif
 #define MAIN_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
 #define MAIN_SIGNAL_POLL_MS 100
 
