@@ -455,7 +455,6 @@ static void config_open_section(struct config_ctx *ctx, char *s)
 	char *end, *rest, *name, *arg;
 
 	ctx->sec = SEC_INVALID;
-	ctx->section_line = ctx->lineno;
 	end = config_find_sep(s + 1, "]");
 	if (*end != ']') {
 		config_error(ctx, ctx->lineno, "section header without ']'");

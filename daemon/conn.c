@@ -41,8 +41,6 @@ struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
 	c->peer_len = peer_len;
 	listener_format_addr((const struct sockaddr *)peer, c->peer_text,
 			     sizeof(c->peer_text));
-	c->local_len = sizeof(c->local);
-	getsockname(fd, (struct sockaddr *)&c->local, &c->local_len);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	LIST_INSERT_HEAD(&l->head, c, link);
 	l->n++;
@@ -136,7 +134,6 @@ void conn_mhd_detach(struct conn *c)
 void conn_request_begin(struct conn *c)
 {
 	c->active_requests++;
-	c->requests++;
 	c->pending_request_bytes = 0;
 }
 

@@ -63,12 +63,9 @@ struct conn {
 	bool limits_refused;	  /* over a connection limit: 429, then close */
 	unsigned retry_after_s;	  /* for that 429 */
 	unsigned active_requests; /* requests under way (graceful drain) */
-	uint64_t requests;
 	/* Client bytes forwarded since the last request began: non-zero with
 	 * no active request means a request started but is not complete. */
 	uint64_t pending_request_bytes;
-	struct sockaddr_storage local;
-	socklen_t local_len;
 
 	/* handshake.c, until the hand-off (state: conn.c sets CLOSED) */
 	enum conn_state state;
@@ -78,12 +75,10 @@ struct conn {
 	uint64_t deadline_ms;	 /* PROXY header + handshake must end by */
 	struct sockaddr_storage peer; /* real client (after PROXY protocol) */
 	socklen_t peer_len;
-	char peer_text[64]; /* "1.2.3.4:5678" / "[::1]:5678" */
-	bool proxy_protocol;
+	char peer_text[64];	 /* "1.2.3.4:5678" / "[::1]:5678" */
 	const char *tls_version; /* static strings from OpenSSL */
 	const char *tls_cipher;
 	bool tls_resumed;
-	long verify_result; /* X509_V_OK when verified */
 	struct identity id;
 	enum conn_path path;
 	const char *path_reason; /* why userspace, static string, or NULL */

@@ -88,7 +88,6 @@ static void handshake_done(struct conn *c)
 	c->tls_version = SSL_get_version(ssl);
 	c->tls_cipher = SSL_get_cipher_name(ssl);
 	c->tls_resumed = SSL_session_reused(ssl);
-	c->verify_result = SSL_get_verify_result(ssl);
 	if (identity_from_ssl(ssl, &c->id) < 0) {
 		log_error("client %s: cannot read identity (out of memory)",
 			  c->peer_text);
@@ -223,7 +222,6 @@ void handshake_start(struct handshake_ctx *h, struct conn *c,
 		return;
 	}
 	SSL_set_app_data(c->ssl, c->peer_text);
-	c->proxy_protocol = proxy_protocol;
 	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(l, &c->watch, c->fd, EPOLLIN, handshake_on_event) <
 	    0) {

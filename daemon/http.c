@@ -32,8 +32,7 @@ struct http_server {
 	struct conn *adding;	 /* set around MHD_add_connection */
 	bool draining;
 	bool running;
-	bool wake; /* http_server_wake() during MHD_run */
-	unsigned connections;
+	bool wake;		  /* http_server_wake() during MHD_run */
 	struct proxy_pool *proxy; /* idle upstream connections (proxy.c) */
 };
 
@@ -126,11 +125,9 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 					       1000));
 		*socket_context = s->adding;
 		s->adding = NULL;
-		s->connections++;
 		return;
 	}
 	c = *socket_context;
-	s->connections--;
 	if (!c)
 		return;
 	*socket_context = NULL;
@@ -172,11 +169,6 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 	}
 	http_run(s);
 	return 0;
-}
-
-unsigned http_server_connections(struct http_server *s)
-{
-	return s->connections;
 }
 
 void http_server_drain(struct http_server *s)
@@ -295,8 +287,6 @@ static size_t http_header_size(struct http_request *rq)
 	return total;
 }
 
-/* First call for a request: route and check everything that does not need
- * the body. Returns MHD_YES with rq->status still 0 to go on. */
 /* Does the request carry a body MHD would have to read first? */
 static bool http_has_body(struct http_request *rq)
 {

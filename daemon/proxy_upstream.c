@@ -32,7 +32,7 @@ struct proxy_idle {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char upstream[80]; /* name: keepalive is counted per upstream */
-	struct proxy_idle *prev, *next;
+	LIST_ENTRY(proxy_idle) link; /* pool->idle */
 };
 
 /* Take IC out of the pool and free it; returns its socket, still open. */
@@ -44,12 +44,7 @@ static int proxy_idle_take_fd(struct proxy_idle *ic)
 	ic->fd = -1;
 	loop_watch_del(p->loop, &ic->watch);
 	loop_timer_cancel(p->loop, &ic->timer);
-	if (ic->prev)
-		ic->prev->next = ic->next;
-	else
-		p->idle = ic->next;
-	if (ic->next)
-		ic->next->prev = ic->prev;
+	LIST_REMOVE(ic, link);
 	loop_defer_free(p->loop, ic);
 	return fd;
 }
@@ -82,9 +77,9 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	struct proxy_idle *ic;
 	unsigned n = 0;
 
-	for (ic = p->idle; ic; ic = ic->next)
-		if (!strcmp(ic->upstream, pr->up->name))
-			n++;
+	LIST_FOREACH(ic, &p->idle, link)
+	if (!strcmp(ic->upstream, pr->up->name))
+		n++;
 	if (p->stopping || n >= pr->up->keepalive ||
 	    strlen(pr->up->name) >= sizeof(ic->upstream) ||
 	    !(ic = calloc(1, sizeof(*ic)))) {
@@ -104,10 +99,7 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	}
 	loop_timer_arm(p->loop, &ic->timer, PROXY_IDLE_TIMEOUT_MS,
 		       proxy_idle_on_timer);
-	ic->next = p->idle;
-	if (p->idle)
-		p->idle->prev = ic;
-	p->idle = ic;
+	LIST_INSERT_HEAD(&p->idle, ic, link);
 }
 
 /* The most recently used idle connection to one of UP's servers, or -1;
@@ -115,7 +107,10 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 static int proxy_idle_take(struct proxy_pool *p,
 			   const struct config_upstream *up, size_t *server)
 {
-	for (struct proxy_idle *ic = p->idle; ic; ic = ic->next) {
+	struct proxy_idle *ic;
+
+	LIST_FOREACH(ic, &p->idle, link)
+	{
 		if (strcmp(ic->upstream, up->name))
 			continue;
 		for (size_t i = 0; i < up->n_servers; i++) {
@@ -132,13 +127,13 @@ static int proxy_idle_take(struct proxy_pool *p,
 /* From proxy_pool_free: the loop is done, nothing can name them. */
 void proxy_idle_free_all(struct proxy_pool *p)
 {
-	while (p->idle) {
-		struct proxy_idle *ic = p->idle;
+	struct proxy_idle *ic;
 
+	while ((ic = LIST_FIRST(&p->idle))) {
 		loop_watch_del(p->loop, &ic->watch);
 		loop_timer_cancel(p->loop, &ic->timer);
 		close(ic->fd);
-		p->idle = ic->next;
+		LIST_REMOVE(ic, link);
 		free(ic);
 	}
 }
@@ -392,13 +387,7 @@ static int proxy_take_head(struct proxy_req *pr, char *end, const char **why)
 	for (int i = 0; i < n; i++) {
 		proxy_name_norm(h[i].name, norm, sizeof(norm));
 		if (!strcmp(norm, "connection")) {
-			size_t cl = strlen(conn);
-
-			if (cl + 2 >= sizeof(conn))
-				continue;
-			proxy_name_norm(h[i].value, conn + cl,
-					sizeof(conn) - cl - 1);
-			strcat(conn, ",");
+			proxy_conn_tokens_add(conn, sizeof(conn), h[i].value);
 		} else if (!strcmp(norm, "content-length")) {
 			uint64_t v;
 

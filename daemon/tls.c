@@ -199,8 +199,3 @@ enum tls_step tls_accept_step(SSL *ssl, const char *peer)
 	}
 	return TLS_STEP_FAILED;
 }
-
-const char *tls_version_name(const SSL *ssl)
-{
-	return SSL_get_version(ssl);
-}

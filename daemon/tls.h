@@ -40,7 +40,4 @@ enum tls_step {
  */
 enum tls_step tls_accept_step(SSL *ssl, const char *peer);
 
-/* "TLSv1.3", cipher name, resumed? into the conn's TLS facts. */
-const char *tls_version_name(const SSL *ssl);
-
 #endif
