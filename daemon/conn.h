@@ -26,6 +26,20 @@
 #include "loop.h"
 
 struct relay;
+struct conn_linger;
+
+/*
+ * Lingering close (as Apache and nginx do): a socket the gateway closes on
+ * its own initiative is shut down for sending, then what the client still
+ * sends is read and dropped until it closes too, for at most
+ * CONN_LINGER_MS and CONN_LINGER_BYTES. Closing with unread data makes the
+ * kernel send a reset, which destroys what was sent last (a TLS 1.3
+ * client's alert arrives after it has sent its Finished and its request).
+ * More than CONN_LINGER_MAX lingering sockets per worker close at once.
+ */
+#define CONN_LINGER_MS	  2000
+#define CONN_LINGER_BYTES (64 * 1024)
+#define CONN_LINGER_MAX	  1024
 
 enum conn_path {
 	CONN_PATH_NONE,	     /* still in the handshake */
@@ -47,7 +61,9 @@ struct conn_list {
 	struct loop *loop;
 	struct limits *limits;	 /* NULL: limits off */
 	atomic_uint *open_conns; /* process-wide: accepted, not yet freed */
-	unsigned max_conns;	 /* ceiling of *open_conns */
+	LIST_HEAD(, conn_linger) lingering;
+	unsigned n_lingering;
+	unsigned max_conns; /* ceiling of *open_conns */
 };
 
 struct conn {
@@ -99,11 +115,14 @@ void conn_unref(struct conn *c);
 
 /*
  * The one place the client's TCP socket goes away: release what is keyed
- * by it (the limiter's count, once), then close it, unless MHD owns it
- * (fd_mhd), which closes it itself right after telling us (or already
- * has, when it refused the socket). Idempotent.
+ * by it (the limiter's count, once), then close it (lingering), unless
+ * MHD owns it (fd_mhd), which closes it itself right after telling us (or
+ * already has, when it refused the socket). Idempotent.
  */
 void conn_close_socket(struct conn *c);
+
+/* Close the sockets still lingering (worker stop). */
+void conn_list_close_lingering(struct conn_list *l);
 
 /* The client's identity is known: count the connection against its
  * limits (sets limits_bound or limits_refused / retry_after_s). */

@@ -246,6 +246,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 	w->cmd_fd = -1;
 	w->loop = loop_new();
 	LIST_INIT(&w->hs.conns.head);
+	LIST_INIT(&w->hs.conns.lingering);
 	w->hs.conns.loop = w->loop;
 	w->hs.conns.limits = shared->limits;
 	w->hs.conns.open_conns = &shared->connections;
@@ -332,6 +333,7 @@ void worker_free(struct worker *w)
 		else
 			handshake_cancel(c);
 	}
+	conn_list_close_lingering(&w->hs.conns);
 	g = atomic_exchange(&w->pending_gen, NULL);
 	gen_unref(g);
 	gen_unref(w->gen);
