@@ -69,6 +69,8 @@ static void conn_linger_end(struct conn_linger *lg)
 	LIST_REMOVE(lg, link);
 	l->n_lingering--;
 	loop_defer_free(l->loop, lg);
+	if (l->released)
+		l->released(l);
 }
 
 static void conn_linger_on_timer(struct loop_timer *t)
@@ -171,6 +173,8 @@ void conn_unref(struct conn *c)
 	l->n--;
 	atomic_fetch_sub(l->open_conns, 1);
 	loop_defer_free(l->loop, c);
+	if (l->released)
+		l->released(l);
 }
 
 /* Per-identity connection limits, in the kernel when BPF is on. A refused

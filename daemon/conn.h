@@ -63,6 +63,9 @@ struct conn_list {
 	atomic_uint *open_conns; /* process-wide: accepted, not yet freed */
 	LIST_HEAD(, conn_linger) lingering;
 	unsigned n_lingering;
+	/* Called when a connection or a lingering socket has been closed (a
+	 * descriptor is free again); NULL: nothing to tell. */
+	void (*released)(struct conn_list *l);
 	unsigned max_conns; /* ceiling of *open_conns */
 };
 
