@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "ready.h"
 #include "worker.h"
 
 #define HTTP_MIN_CONN_MEMORY (32 * 1024)
@@ -266,6 +267,8 @@ static enum MHD_Result http_dispatch(struct http_request *rq)
 
 	if (loc->metrics)
 		return http_handle_metrics(rq);
+	if (loc->ready)
+		return ready_handle(rq);
 	if (loc->return_status)
 		return http_handle_return(rq);
 	if (loc->root)

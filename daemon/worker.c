@@ -33,7 +33,9 @@
 struct worker_listener {
 	struct worker *worker;
 	struct loop_watch watch;
-	const struct config_listen *conf;
+	/* A copy: the generation it came from may be freed by a reload
+	 * (listen changes need a restart anyway). */
+	struct config_listen conf;
 };
 
 struct worker {
@@ -376,6 +378,13 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 	struct conn *c;
 	int one = 1;
 
+	if (wl->conf.proxy_protocol &&
+	    !proxyproto_source_allowed(g->cfg->proxy_from, g->cfg->n_proxy_from,
+				       (const struct sockaddr *)peer)) {
+		listener_refuse_untrusted(fd, (const struct sockaddr *)peer,
+					  wl->conf.addr.text);
+		return;
+	}
 	if (atomic_fetch_add(&w->shared->connections, 1) >=
 	    w->shared->max_connections) {
 		atomic_fetch_sub(&w->shared->connections, 1);
@@ -417,7 +426,7 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 		return;
 	}
 	SSL_set_app_data(c->ssl, c->peer_text);
-	c->proxy_protocol = wl->conf->proxy_protocol;
+	c->proxy_protocol = wl->conf.proxy_protocol;
 	c->state = c->proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(w->loop, &c->watch, fd, EPOLLIN,
 			   worker_on_conn_event) < 0) {
@@ -449,7 +458,7 @@ static void worker_on_accept(struct loop_watch *lw, uint32_t events)
 				return;
 			/* EMFILE and friends: back off until a timer or
 			 * the next event rather than spin. */
-			log_warn("accept on %s: %s", wl->conf->addr.text,
+			log_warn("accept on %s: %s", wl->conf.addr.text,
 				 strerror(errno));
 			return;
 		}
@@ -608,7 +617,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 		w->listeners[i].watch.fd = listen_fds[i];
 	for (i = 0; i < n; i++) {
 		w->listeners[i].worker = w;
-		w->listeners[i].conf = &g->cfg->listen[i];
+		w->listeners[i].conf = g->cfg->listen[i];
 		if (loop_watch_add(w->loop, &w->listeners[i].watch,
 				   listen_fds[i], EPOLLIN,
 				   worker_on_accept) < 0)
