@@ -4,13 +4,17 @@ refuses a bad proxy_from (an address with host bits set, a name, a bad
 prefix length), proxy_from without any proxy_protocol listener, and a
 location with both ready and another handler, each as FILE:LINE; a
 proxy_protocol listener without proxy_from starts but warns that every
-source is trusted, and with proxy_from it does not warn."""
+source is trusted, and with proxy_from it does not warn; a reload applies
+a changed proxy_from."""
 
+import signal
 import subprocess
 
 import pytest
 
-from helpers import HOST, free_port, request
+from helpers import (HOST, SNI, build_request, client_context, free_port, read_response,
+                     request, wait_until)
+from lbhelp import connect_from
 
 
 def _conf(certs, tmp_path, server_lines, extra=""):
@@ -86,3 +90,31 @@ def test_no_warning_with_proxy_from(gateway_factory, certs):
                                "proxy_from = 127.0.0.1/32\n")
     assert request(gw.port, certs, "/health").status == 200
     assert "without proxy_from" not in gw.stderr()
+
+
+def test_reload_applies_proxy_from(gateway_factory, certs):
+    """127.0.0.2 is refused before TLS; after a reload that lists it, its
+    PROXY header is taken."""
+    pp = free_port()
+    gw = gateway_factory(extra=f"[server]\nlisten = {HOST}:{pp} proxy_protocol\n"
+                               "proxy_from = 127.0.0.1/32\n")
+    s = connect_from("127.0.0.2", pp)
+    try:
+        assert s.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    gw.conf.write_text(gw.conf.read_text().replace("proxy_from = 127.0.0.1/32",
+                                                   "proxy_from = 127.0.0.0/30"))
+    gw.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "reloaded" in gw.stderr(), timeout=10), gw.stderr()[-2000:]
+    raw = connect_from("127.0.0.2", pp)
+    raw.sendall(b"PROXY TCP4 203.0.113.44 127.0.0.1 4444 443\r\n")
+    t = client_context(certs).wrap_socket(raw, server_hostname=SNI)
+    try:
+        t.sendall(build_request("GET", "/health"))
+        assert read_response(t).status == 200
+    finally:
+        t.close()
+    assert wait_until(lambda: any(l["client"] == "203.0.113.44:4444" for l in gw.access()))
