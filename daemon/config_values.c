@@ -504,7 +504,8 @@ static void config_set_proxy_from(struct config_ctx *ctx, const char *value)
 	struct config_cidr c;
 
 	snprintf(buf, sizeof(buf), "%s", value);
-	if (buf[0] == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,")) {
+	if (!buf[0] || buf[0] == ',' || buf[strlen(buf) - 1] == ',' ||
+	    strstr(buf, ",,")) {
 		config_error(ctx, ctx->lineno,
 			     "bad value '%s' for proxy_from: empty item in the "
 			     "list",

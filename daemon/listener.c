@@ -62,8 +62,9 @@ void listener_refuse_untrusted(int fd, const struct sockaddr *peer,
 	unsigned long others;
 	char text[64];
 
-	close(fd);
+	/* Counted first: once the client sees the close, it is counted. */
 	metrics_inc(METRICS_CONNS_REFUSED_PROXY_FROM);
+	close(fd);
 	if ((last && now - last < LISTENER_REFUSE_LOG_MS) ||
 	    !atomic_compare_exchange_strong(&listener_refuse_logged_ms, &last,
 					    now ? now : 1)) {
