@@ -84,6 +84,9 @@ static const struct config_keyword config_keywords[] = {
 	KW("user", SEC_SERVER, T_STRING, CFG(user), .chars = "._-$",
 	   .max_len = 32),
 	KW("pid_file", SEC_SERVER, T_PATH, CFG(pid_file)),
+	KW("proxy_from", SEC_SERVER, T_CIDR, 0, .flags = KW_REPEAT),
+	KW("drain_delay", SEC_SERVER, T_DURATION, CFG(drain_delay_ms), .min = 0,
+	   .max = 3600000),
 	/* [tls] */
 	KW("cert", SEC_TLS, T_FILE, CFG(cert), .flags = KW_LINE,
 	   .line_offset = CFG(cert_line)),
@@ -118,6 +121,7 @@ static const struct config_keyword config_keywords[] = {
 	KW("forward_cert", SEC_LOCATION, T_BOOL, LOC(forward_cert)),
 	KW("websocket", SEC_LOCATION, T_BOOL, LOC(websocket)),
 	KW("metrics", SEC_LOCATION, T_BOOL, LOC(metrics)),
+	KW("ready", SEC_LOCATION, T_BOOL, LOC(ready)),
 	KW("header_prefix", SEC_LOCATION, T_STRING, LOC(header_prefix),
 	   .chars = "-", .max_len = 64),
 	/* [upstream NAME] */
@@ -663,6 +667,7 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->max_body_size = CONFIG_DEFAULT_MAX_BODY_SIZE;
 	cfg->request_timeout_ms = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS;
 	cfg->drain_timeout_ms = CONFIG_DEFAULT_DRAIN_TIMEOUT_MS;
+	cfg->drain_delay_ms = CONFIG_DEFAULT_DRAIN_DELAY_MS;
 	cfg->verify_depth = CONFIG_DEFAULT_VERIFY_DEPTH;
 	cfg->min_version = TLS1_2_VERSION;
 	cfg->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;

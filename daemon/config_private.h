@@ -51,6 +51,7 @@ enum config_type {
 	T_STRLIST,     /* struct config_strlist, appends */
 	T_SUBJECT,     /* T_STRLIST holding distinguished names */
 	T_FINGERPRINT, /* T_STRLIST of normalised fingerprints */
+	T_CIDR,	       /* appends to cfg->proxy_from; comma lists too */
 };
 
 #define KW_REPEAT    (1u << 0) /* every occurrence appends */
@@ -79,7 +80,7 @@ struct config_keyword {
 
 /* Entries in config_keywords[] (config.c); a _Static_assert there keeps
  * the two in step. */
-#define CONFIG_NKW 46
+#define CONFIG_NKW 49
 
 /* First line of each keyword within one section instance (0 = unset). */
 struct config_seen {

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "ready.h"
 
 #define HTTP_MIN_CONN_MEMORY (32 * 1024)
 #define HTTP_PATH_MAX	     4096
@@ -217,12 +218,27 @@ static enum MHD_Result http_handle_metrics(struct http_request *rq)
 	return http_respond(rq, MHD_HTTP_OK, resp);
 }
 
+/* `ready = yes`: 200 "ready", or 503 "not ready: REASONS". */
+static enum MHD_Result http_handle_ready(struct http_request *rq)
+{
+	unsigned mask = ready_blockers();
+	char body[96];
+
+	if (!mask)
+		return http_respond_text(rq, MHD_HTTP_OK, "ready\n");
+	ready_describe(mask, body, sizeof(body));
+	rq->note = "not ready";
+	return http_respond_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+}
+
 static enum MHD_Result http_dispatch(struct http_request *rq)
 {
 	const struct config_location *loc = rq->loc;
 
 	if (loc->metrics)
 		return http_handle_metrics(rq);
+	if (loc->ready)
+		return http_handle_ready(rq);
 	if (loc->return_status)
 		return http_handle_return(rq);
 	if (loc->root)

@@ -15,9 +15,11 @@
 #include "conn.h"
 #include "handshake.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "worker.h"
 
@@ -27,7 +29,9 @@
 struct worker_listener {
 	struct worker *worker;
 	struct loop_watch watch;
-	const struct config_listen *conf;
+	/* A copy: the generation it came from may be freed by a reload
+	 * (listen changes need a restart anyway). */
+	struct config_listen conf;
 };
 
 struct worker {
@@ -61,6 +65,14 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 	struct worker *w = wl->worker;
 	struct conn *c;
 
+	if (wl->conf.proxy_protocol &&
+	    !proxyproto_source_allowed(w->gen->cfg->proxy_from,
+				       w->gen->cfg->n_proxy_from,
+				       (const struct sockaddr *)peer)) {
+		listener_refuse_untrusted(fd, (const struct sockaddr *)peer,
+					  wl->conf.addr.text);
+		return;
+	}
 	c = conn_new(&w->hs.conns, fd, w->gen, peer, peer_len);
 	if (!c) {
 		if (errno == EBUSY) {
@@ -71,7 +83,7 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 		}
 		return;
 	}
-	handshake_start(&w->hs, c, wl->conf->proxy_protocol);
+	handshake_start(&w->hs, c, wl->conf.proxy_protocol);
 }
 
 static void worker_on_accept(struct loop_watch *lw, uint32_t events)
@@ -93,7 +105,7 @@ static void worker_on_accept(struct loop_watch *lw, uint32_t events)
 				return;
 			/* EMFILE and friends: back off until a timer or
 			 * the next event rather than spin. */
-			log_warn("accept on %s: %s", wl->conf->addr.text,
+			log_warn("accept on %s: %s", wl->conf.addr.text,
 				 strerror(errno));
 			return;
 		}
@@ -260,7 +272,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 		w->listeners[i].watch.fd = listen_fds[i];
 	for (i = 0; i < n; i++) {
 		w->listeners[i].worker = w;
-		w->listeners[i].conf = &g->cfg->listen[i];
+		w->listeners[i].conf = g->cfg->listen[i];
 		if (loop_watch_add(w->loop, &w->listeners[i].watch,
 				   listen_fds[i], EPOLLIN,
 				   worker_on_accept) < 0)
