@@ -12,6 +12,7 @@
 #include "ktls.h"
 #include "limits.h"
 #include "http.h"
+#include "http_framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -201,12 +202,18 @@ enum MHD_Result http_respond(struct http_request *rq, unsigned status,
 	}
 	/* A 101 needs "Connection: Upgrade"; it ends the HTTP exchange
 	 * anyway. */
-	if (rq->server->draining && status != MHD_HTTP_SWITCHING_PROTOCOLS)
+	if (rq->server->draining && status != MHD_HTTP_SWITCHING_PROTOCOLS &&
+	    !MHD_get_response_header(resp, MHD_HTTP_HEADER_CONNECTION))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
-	rq->status = status;
 	r = MHD_queue_response(rq->mc, status, resp);
 	MHD_destroy_response(resp);
+	/* MHD 0.9.75 refuses a response in the middle of a request body: the
+	 * access log must not claim a status the client never got. */
+	if (r == MHD_YES)
+		rq->status = status;
+	else
+		rq->status_not_delivered = status;
 	return r;
 }
 
@@ -233,6 +240,14 @@ static enum MHD_Result http_handle_return(struct http_request *rq)
 	const struct config_location *loc = rq->loc;
 	char body[512];
 
+	/* Like files: a fixed answer is no reason to accept any method. */
+	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(rq->method, MHD_HTTP_METHOD_HEAD) != 0) {
+		rq->note = "method not allowed";
+		return http_framing_refuse(rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+					   MHD_HTTP_HEADER_ALLOW, "GET, HEAD",
+					   false);
+	}
 	snprintf(body, sizeof(body), "%s\n",
 		 loc->return_body ? loc->return_body : "");
 	return http_respond_text(rq, (unsigned)loc->return_status, body);
@@ -424,10 +439,21 @@ static enum MHD_Result http_admit(struct http_request *rq)
 		cl = MHD_lookup_connection_value(
 			rq->mc, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size) {
-			rq->note = "body too large";
-			return http_respond_text(rq, MHD_HTTP_CONTENT_TOO_LARGE,
-						 "413 Content Too Large\n");
+		why = NULL;
+		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size)
+			why = "body too large";
+		/* No 413 can be sent once a body is being read (MHD 0.9.75),
+		 * and these locations never use one: a chunked body, whose
+		 * size is unknown here, is refused before it is read. */
+		else if (MHD_lookup_connection_value(
+				 rq->mc, MHD_HEADER_KIND,
+				 MHD_HTTP_HEADER_TRANSFER_ENCODING))
+			why = "chunked body on a location without body";
+		if (why) {
+			rq->note = why;
+			return http_framing_refuse(
+				rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+				true);
 		}
 	}
 	return MHD_YES;
@@ -467,6 +493,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *mc,
 		rq->conn->requests++;
 		rq->conn->pending_request_bytes = 0;
 		*req_cls = rq;
+		switch (http_framing_admit(rq)) {
+		case 0:
+			break;
+		case 1:
+			return MHD_YES;
+		default:
+			return MHD_NO;
+		}
 		if (http_admit(rq) == MHD_NO)
 			return MHD_NO;
 		if (!rq->status && !rq->refuse_status &&
@@ -525,6 +559,8 @@ static void http_log_access(struct http_request *rq,
 	json_str(&j, "method", rq->method);
 	json_str(&j, "path", rq->path ? rq->path : rq->raw_url);
 	json_u64(&j, "status", rq->status);
+	if (rq->status_not_delivered)
+		json_u64(&j, "status_not_delivered", rq->status_not_delivered);
 	json_u64(&j, "bytes", rq->bytes_out);
 	json_u64(&j, "bytes_in", rq->bytes_in);
 	json_u64(&j, "duration_ms", loop_now_ms() - rq->start_ms);
