@@ -451,9 +451,9 @@ static enum MHD_Result http_admit(struct http_request *rq)
 			why = "chunked body on a location without body";
 		if (why) {
 			rq->note = why;
-			return http_framing_refuse(
-				rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
-				true);
+			return http_framing_refuse(rq,
+						   MHD_HTTP_CONTENT_TOO_LARGE,
+						   NULL, NULL, true);
 		}
 	}
 	return MHD_YES;

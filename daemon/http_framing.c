@@ -75,8 +75,7 @@ static bool http_framing_length_ok(const struct http_framing_field *f)
 	return true;
 }
 
-unsigned http_framing_check(const struct http_framing_req *r,
-			    const char **note)
+unsigned http_framing_check(const struct http_framing_req *r, const char **note)
 {
 	const struct http_framing_field *cl = NULL, *te = NULL;
 	unsigned hosts = 0, lengths = 0, codings = 0;
@@ -84,7 +83,8 @@ unsigned http_framing_check(const struct http_framing_req *r,
 	size_t i;
 
 	*note = NULL;
-	if (!r->method || !http_framing_is_token(r->method, strlen(r->method))) {
+	if (!r->method ||
+	    !http_framing_is_token(r->method, strlen(r->method))) {
 		*note = "method not a token";
 		return 400;
 	}
@@ -104,8 +104,9 @@ unsigned http_framing_check(const struct http_framing_req *r,
 			*note = "header name not a token";
 			return 400;
 		}
-		if (f->value_len && (!f->value || !http_framing_value_ok(
-							  f->value, f->value_len))) {
+		if (f->value_len &&
+		    (!f->value ||
+		     !http_framing_value_ok(f->value, f->value_len))) {
 			*note = "control character in header value";
 			return 400;
 		}
@@ -213,7 +214,8 @@ void http_framing_layout(struct http_framing_field *f, size_t n,
 	}
 	for (i = 0; i < n; i++)
 		if (f[i].folded)
-			return; /* refused as such; the block is not contiguous */
+			return; /* refused as such; the block is not contiguous
+				 */
 	for (i = 0; i < n; i++) {
 		next = i + 1 < n ? f[i + 1].name : end;
 		p = f[i].value + f[i].value_len;
@@ -253,13 +255,12 @@ enum MHD_Result http_framing_refuse(struct http_request *rq, unsigned status,
 	    (hdr && MHD_add_response_header(resp, hdr, val) != MHD_YES) ||
 	    (close && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					      "close") != MHD_YES)) {
-		log_error("cannot build a %u response (out of memory)",
-			  status);
+		log_error("cannot build a %u response (out of memory)", status);
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
-	rq->bytes_out = strcmp(rq->method, MHD_HTTP_METHOD_HEAD) ? (size_t)len
-								 : 0;
+	rq->bytes_out =
+		strcmp(rq->method, MHD_HTTP_METHOD_HEAD) ? (size_t)len : 0;
 	return http_respond(rq, status, resp);
 }
 
@@ -297,8 +298,7 @@ int http_framing_admit(struct http_request *rq)
 	ci = MHD_get_connection_info(rq->mc,
 				     MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
 	if (ci && l.n)
-		http_framing_layout(l.fields, l.n, rq->method,
-				    ci->header_size);
+		http_framing_layout(l.fields, l.n, rq->method, ci->header_size);
 	r.fields = l.fields;
 	r.n_fields = l.n;
 	status = http_framing_check(&r, &note);
