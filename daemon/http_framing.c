@@ -191,8 +191,8 @@ static enum MHD_Result http_framing_collect(void *cls, enum MHD_ValueKind kind,
  * just before its value), and a NUL in a value ends the C string MHD
  * measured: the bytes after it, up to the next line, are not line-end
  * NULs. Such a value is given its real length here, so that the NUL is
- * seen. (A NUL just before a bare LF cannot be told from a CR: MHD then
- * drops it, and so does everything after it.)
+ * seen. (One NUL right before a bare LF looks like the CR of a CRLF and
+ * goes unseen; MHD drops it from the value, so nothing is smuggled.)
  */
 void http_framing_layout(struct http_framing_field *f, size_t n,
 			 const char *block, size_t size)
@@ -212,10 +212,10 @@ void http_framing_layout(struct http_framing_field *f, size_t n,
 			if (*p != ' ' && *p != '\t')
 				f[i].folded = true;
 	}
+	/* A fold is refused as such, and the block is no longer one piece. */
 	for (i = 0; i < n; i++)
 		if (f[i].folded)
-			return; /* refused as such; the block is not contiguous
-				 */
+			return;
 	for (i = 0; i < n; i++) {
 		next = i + 1 < n ? f[i + 1].name : end;
 		p = f[i].value + f[i].value_len;

@@ -5,7 +5,10 @@
  * loosely (both Content-Length and Transfer-Encoding, duplicate lengths,
  * whitespace and obs-fold kept in the header name), so the gateway refuses
  * such requests itself: 400, or 501 for a transfer coding other than
- * "chunked", always with the connection closed.
+ * "chunked", always with the connection closed. MHD's own strict mode
+ * (MHD_OPTION_STRICT_FOR_CLIENT) stays off: in 0.9.75 it only adds a Host
+ * check and a space-in-target check, both made here too, and it would
+ * answer them itself, before the access log can name the rule.
  */
 #ifndef MTLSGW_HTTP_FRAMING_H
 #define MTLSGW_HTTP_FRAMING_H
