@@ -12,6 +12,7 @@
 #include "http.h"
 #include "ktls.h"
 #include "limits.h"
+#include "http_framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -192,6 +193,14 @@ static enum MHD_Result http_handle_return(struct http_request *rq)
 	const struct config_location *loc = rq->loc;
 	char body[512];
 
+	/* Like files: a fixed answer is no reason to accept any method. */
+	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(rq->method, MHD_HTTP_METHOD_HEAD) != 0) {
+		rq->note = "method not allowed";
+		return http_framing_refuse(rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+					   MHD_HTTP_HEADER_ALLOW, "GET, HEAD",
+					   false);
+	}
 	snprintf(body, sizeof(body), "%s\n",
 		 loc->return_body ? loc->return_body : "");
 	return http_respond_text(rq, (unsigned)loc->return_status, body);
@@ -399,10 +408,21 @@ static enum MHD_Result http_admit(struct http_request *rq)
 		cl = MHD_lookup_connection_value(
 			rq->mc, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size) {
-			rq->note = "body too large";
-			return http_respond_text(rq, MHD_HTTP_CONTENT_TOO_LARGE,
-						 "413 Content Too Large\n");
+		why = NULL;
+		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size)
+			why = "body too large";
+		/* No 413 can be sent once a body is being read (MHD 0.9.75),
+		 * and these locations never use one: a chunked body, whose
+		 * size is unknown here, is refused before it is read. */
+		else if (MHD_lookup_connection_value(
+				 rq->mc, MHD_HEADER_KIND,
+				 MHD_HTTP_HEADER_TRANSFER_ENCODING))
+			why = "chunked body on a location without body";
+		if (why) {
+			rq->note = why;
+			return http_framing_refuse(rq,
+						   MHD_HTTP_CONTENT_TOO_LARGE,
+						   NULL, NULL, true);
 		}
 	}
 	return MHD_YES;
@@ -442,6 +462,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *mc,
 		rq->start_ms = loop_now_ms();
 		conn_request_begin(rq->conn);
 		*req_cls = rq;
+		switch (http_framing_admit(rq)) {
+		case 0:
+			break;
+		case 1:
+			return MHD_YES;
+		default:
+			return MHD_NO;
+		}
 		if (http_admit(rq) == MHD_NO)
 			return MHD_NO;
 		if (!rq->status && !rq->refuse_status &&
@@ -500,6 +528,8 @@ static void http_log_access(struct http_request *rq,
 	json_str(&j, "method", rq->method);
 	json_str(&j, "path", rq->path ? rq->path : rq->raw_url);
 	json_u64(&j, "status", rq->status);
+	if (rq->status_not_delivered)
+		json_u64(&j, "status_not_delivered", rq->status_not_delivered);
 	json_u64(&j, "bytes", rq->bytes_out);
 	json_u64(&j, "bytes_in", rq->bytes_in);
 	json_u64(&j, "duration_ms", loop_now_ms() - rq->start_ms);
