@@ -169,8 +169,12 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 		c->mhd_fd = -1;
 		if (c->path == CONN_PATH_KTLS)
 			c->fd = -1;
-		log_warn("client %s: HTTP engine refused the connection%s",
-			 c->peer_text, r == MHD_YES ? "" : " (limit?)");
+		static struct log_ratelimit rl;
+
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: HTTP engine refused the "
+				"connection%s",
+				c->peer_text, r == MHD_YES ? "" : " (limit?)");
 		conn_unref(c);
 		return -1;
 	}
