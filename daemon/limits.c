@@ -341,13 +341,33 @@ static unsigned limits_hash(const struct mtlsgw_id *id)
 	return h;
 }
 
-/* The entry for B's identity, created if missing; its stripe locked. */
+/* 1 if dropping E gives its client nothing: no open connection and its
+ * buckets full again (a fresh entry would be the same). */
+static int limits_u_idle(struct limits *l, const struct limits_uentry *e,
+			 uint64_t now)
+{
+	struct mtlsgw_limit lim;
+
+	if (e->active)
+		return 0;
+	limits_u_limit(l, e, &lim);
+	return !limiter_wait_ns(&e->conn, lim.conn_rate, lim.conn_burst,
+				limiter_burst(lim.conn_rate, lim.conn_burst),
+				now) &&
+	       !limiter_wait_ns(&e->req, lim.req_rate, lim.req_burst,
+				limiter_burst(lim.req_rate, lim.req_burst),
+				now);
+}
+
+/* The entry for B's identity, created if missing; its stripe locked.
+ * NULL (ENOSPC) when its chain is full of entries that are not idle. */
 static struct limits_uentry *limits_u_get(struct limits *l,
 					  const struct mtlsgw_bind *b,
 					  pthread_mutex_t **lock)
 {
 	unsigned c = limits_hash(&b->id) % LIMITS_U_CHAINS;
 	struct limits_uentry *e, **victim = NULL, **pp;
+	uint64_t now = limits_now_ns();
 	size_t n = 0;
 
 	*lock = &l->stripes[c % LIMITS_U_STRIPES];
@@ -356,8 +376,8 @@ static struct limits_uentry *limits_u_get(struct limits *l,
 		e = *pp;
 		if (!memcmp(&e->id, &b->id, sizeof(e->id)))
 			return e;
-		if (!e->active &&
-		    (!victim || e->st.last_seen < (*victim)->st.last_seen))
+		if ((!victim || e->st.last_seen < (*victim)->st.last_seen) &&
+		    limits_u_idle(l, e, now))
 			victim = pp;
 	}
 	if (n >= LIMITS_U_CHAIN_MAX) {
