@@ -339,6 +339,30 @@ static int limits_link(struct limits *l, int i, int cgfd, uint64_t cgid,
 	return 0;
 }
 
+/*
+ * cert_buckets pinned by a version with another value layout would make
+ * the load fail: replace it (the limiter state restarts; connections open
+ * at that moment no longer count against max_conns). Other maps keep
+ * their layout, and libbpf refuses them if not.
+ */
+static void limits_drop_old_buckets(const char *path)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+	    info.value_size != sizeof(struct mtlsgw_state) && unlink(path) == 0)
+		log_warn("limits: %s was pinned by an older version (values "
+			 "of %u bytes, now %zu): replaced; limiter state "
+			 "starts afresh",
+			 path, info.value_size, sizeof(struct mtlsgw_state));
+	close(fd);
+}
+
 int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 		    size_t n)
 {
@@ -379,6 +403,8 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", l->pin_dir,
 			 bpf_map__name(maps[i]));
+		if (maps[i] == l->skel->maps.cert_buckets)
+			limits_drop_old_buckets(path);
 		new_map[i] = access(path, F_OK) != 0;
 		err = bpf_map__set_pin_path(maps[i], path);
 		if (err) {
