@@ -617,14 +617,17 @@ int limits_bpf_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 			break;
 	}
 	if (saved == ENOSPC || saved == EAGAIN || saved == ENOMEM) {
-		log_ratelimited(&l->full_log, LOG_LVL_WARN,
-				"limits: no limiter state for %s (%s): "
-				"refusing the connection (cert_buckets holds "
-				"%d identities, none idle)",
-				b->id.name,
-				saved == ENOSPC ? "cert_buckets full"
-						: strerror(saved),
-				MTLSGW_MAX_IDENTITIES);
+		if (saved == ENOSPC)
+			log_ratelimited(&l->full_log, LOG_LVL_WARN,
+					"limits: no limiter state for %s: "
+					"cert_buckets is full (%d identities, "
+					"none idle): refusing the connection",
+					b->id.name, MTLSGW_MAX_IDENTITIES);
+		else
+			log_ratelimited(&l->full_log, LOG_LVL_WARN,
+					"limits: no limiter state for %s (%s): "
+					"refusing the connection",
+					b->id.name, strerror(saved));
 		*retry_after_s = MTLSGW_RETRY_AFTER_CONNS;
 		return 2;
 	}
