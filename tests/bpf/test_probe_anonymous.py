@@ -69,3 +69,12 @@ def test_anonymous_ipv4_prefix_shares_one_entry(instance, start_probe):
     assert st["127.0.0.0/24"]["conns_rejected"] == 1
     for c in conns:
         c.close()
+
+
+def test_anonymous_prefix_inside_a_byte(instance, start_probe):
+    """A prefix that ends inside a byte masks the rest of it:
+    127.130.0.5 with anonymous_prefix_v4 = 12 is 127.128.0.0/12."""
+    p = start_probe(instance, "prefix v4=12\n")
+    with p.connect(source="127.130.0.5") as c:
+        assert c.admitted
+    assert set(dump_stats(instance)) == {"127.128.0.0/12"}
