@@ -147,6 +147,10 @@ static const struct config_keyword config_keywords[] = {
 	   .max = 1ull << 40, .limit_bit = CONFIG_LIMIT_BW_OUT),
 	KW("bandwidth_in", SEC_LIMITS, T_BANDWIDTH, LIM(bandwidth_in),
 	   .max = 1ull << 40, .limit_bit = CONFIG_LIMIT_BW_IN),
+	KW("anonymous_prefix_v4", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v4),
+	   .flags = KW_CONFIG, .min = 0, .max = 32),
+	KW("anonymous_prefix_v6", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v6),
+	   .flags = KW_CONFIG, .min = 0, .max = 128),
 	/* [bpf] */
 	KW("mode", SEC_BPF, T_ENUM, CFG(bpf_mode),
 	   .values = config_enum_bpf_mode),
@@ -627,6 +631,15 @@ static int config_handler(void *user, const char *section, const char *name,
 		break;
 	case SEC_LIMITS:
 		base = (char *)ctx->cur_limit;
+		if (!(kw->flags & KW_CONFIG))
+			break;
+		if (ctx->cur_limit != &ctx->cfg->limit_default) {
+			config_error(ctx, ctx->lineno,
+				     "'%s' belongs in [limits], not in [%s]",
+				     name, ctx->section);
+			return 1;
+		}
+		base = (char *)ctx->cfg;
 		break;
 	default:
 		base = (char *)ctx->cfg;
@@ -675,6 +688,8 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->session_tickets = true;
 	strcpy(cfg->limit_default.key, "default");
 	strcpy(cfg->limit_anonymous.key, "anonymous");
+	cfg->anonymous_prefix_v4 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4;
+	cfg->anonymous_prefix_v6 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6;
 	cfg->bpf_mode = CONFIG_BPF_AUTO;
 	cfg->bpf_instance = strdup(CONFIG_DEFAULT_BPF_INSTANCE);
 	if (!cfg->dir || !cfg->access_log || !cfg->error_log ||

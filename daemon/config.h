@@ -37,6 +37,8 @@
 #define CONFIG_DEFAULT_UPSTREAM_READ_TIMEOUT_MS	   30000
 #define CONFIG_DEFAULT_UPSTREAM_KEEPALIVE	   32
 #define CONFIG_DEFAULT_BPF_INSTANCE		   "default"
+#define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4	   32
+#define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6	   64
 #define CONFIG_MAX_UPSTREAM_SERVERS		   16
 /* SIGTERM: keep accepting (with /ready at 503) this long, then drain. */
 #define CONFIG_DEFAULT_DRAIN_DELAY_MS 0
@@ -183,6 +185,9 @@ struct config {
 		limit_anonymous; /* inherits unset keys from default */
 	struct config_limit *limit_overrides;
 	size_t n_limit_overrides;
+	/* [limits] only: clients without a certificate are keyed by their
+	 * address's prefix of this length (bits) */
+	unsigned anonymous_prefix_v4, anonymous_prefix_v6;
 
 	/* [bpf] */
 	enum config_bpf_mode bpf_mode;

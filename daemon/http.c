@@ -167,8 +167,12 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 		 * was the TCP socket: release what is keyed by it. */
 		s->adding = NULL;
 		conn_mhd_detach(c);
-		log_warn("client %s: HTTP engine refused the connection%s",
-			 c->peer_text, r == MHD_YES ? "" : " (limit?)");
+		static struct log_ratelimit rl;
+
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: HTTP engine refused the "
+				"connection%s",
+				c->peer_text, r == MHD_YES ? "" : " (limit?)");
 		conn_unref(c);
 		return -1;
 	}

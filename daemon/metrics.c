@@ -120,12 +120,15 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"%llu\n"
 		"mtlsgw_connections_refused_total{reason=\"limits\"} %llu\n"
 		"mtlsgw_connections_refused_total{reason=\"proxy_from\"} "
+		"%llu\n"
+		"mtlsgw_connections_refused_total{reason=\"limits_state\"} "
 		"%llu\n",
 		metrics_get(METRICS_CONNS_KTLS),
 		metrics_get(METRICS_CONNS_USERSPACE),
 		metrics_get(METRICS_CONNS_REFUSED_MAX),
 		metrics_get(METRICS_CONNS_REFUSED_LIMITS),
-		metrics_get(METRICS_CONNS_REFUSED_PROXY_FROM));
+		metrics_get(METRICS_CONNS_REFUSED_PROXY_FROM),
+		metrics_get(METRICS_CONNS_REFUSED_LIMITS_STATE));
 	fprintf(f, "# TYPE mtlsgw_userspace_fallback_total counter\n");
 	for (i = 0; i < METRICS_MAX_REASONS; i++) {
 		const char *r = atomic_load(&metrics_reasons[i].reason);

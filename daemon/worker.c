@@ -76,10 +76,13 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 	c = conn_new(&w->hs.conns, fd, w->gen, peer, peer_len);
 	if (!c) {
 		if (errno == EBUSY) {
+			static struct log_ratelimit rl;
+
 			metrics_inc(METRICS_CONNS_REFUSED_MAX);
-			log_warn("max_connections (%u) reached: refusing a "
-				 "connection",
-				 w->shared->max_connections);
+			log_ratelimited(&rl, LOG_LVL_WARN,
+					"max_connections (%u) reached: "
+					"refusing a connection",
+					w->shared->max_connections);
 		}
 		return;
 	}
