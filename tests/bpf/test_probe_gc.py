@@ -87,11 +87,14 @@ def test_max_conns_and_conns_active_survive_lru_churn(instance, start_probe):
     st = stats_of(instance, FPX)
     assert st is not None and st["conns_active"] == 3, st
     held.pop().close()
+    # The probe releases its end after it reads our close: wait for it.
+    assert wait_for(lambda: stats_of(instance, FPX)["conns_active"] == 2)
     with p.connect(FPX, "x") as c:
         assert c.admitted
         assert stats_of(instance, FPX)["conns_active"] == 3
     for c in held:
         c.close()
+    assert wait_for(lambda: stats_of(instance, FPX)["conns_active"] <= 1)
     with p.connect(FPX, "x") as c:
         assert c.admitted
     # The probe closes its end after ours.
