@@ -192,17 +192,31 @@ void conn_admit(struct conn *c)
 			 c->peer_len, &retry);
 	if (r == 0) {
 		c->limits_bound = true;
-	} else if (r == 1) {
+		return;
+	}
+	/* Refused by a limit (1), for want of limiter state (2) or on an
+	 * internal error (-1): never admitted without limits. */
+	c->limits_refused = true;
+	c->retry_after_s = r == 1 && retry ? retry : 1;
+	if (r == 1) {
+		static struct log_ratelimit rl;
+
 		metrics_inc(METRICS_CONNS_REFUSED_LIMITS);
-		c->limits_refused = true;
-		c->retry_after_s = retry ? retry : 1;
-		log_info("client %s: connection limit reached for %s: 429",
-			 c->peer_text,
-			 c->id.verified ? c->id.fingerprint : "its address");
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: connection limit reached for %s: "
+				"429",
+				c->peer_text,
+				c->id.verified ? c->id.fingerprint
+					       : "its address");
 	} else {
-		log_warn("client %s: limits: admission check failed (%s); "
-			 "admitting",
-			 c->peer_text, strerror(errno));
+		static struct log_ratelimit rl;
+
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS_STATE);
+		if (r < 0)
+			log_ratelimited(&rl, LOG_LVL_WARN,
+					"client %s: limits: admission check "
+					"failed (%s): 429",
+					c->peer_text, strerror(errno));
 	}
 }
 

@@ -12,11 +12,13 @@
 #include "http.h"
 #include "ktls.h"
 #include "limits.h"
+#include "http_framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "ready.h"
 
 #define HTTP_MIN_CONN_MEMORY (32 * 1024)
 #define HTTP_PATH_MAX	     4096
@@ -162,8 +164,12 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 		 * was the TCP socket: release what is keyed by it. */
 		s->adding = NULL;
 		conn_mhd_detach(c);
-		log_warn("client %s: HTTP engine refused the connection%s",
-			 c->peer_text, r == MHD_YES ? "" : " (limit?)");
+		static struct log_ratelimit rl;
+
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: HTTP engine refused the "
+				"connection%s",
+				c->peer_text, r == MHD_YES ? "" : " (limit?)");
 		conn_unref(c);
 		return -1;
 	}
@@ -183,6 +189,14 @@ static enum MHD_Result http_handle_return(struct http_request *rq)
 	const struct config_location *loc = rq->loc;
 	char body[512];
 
+	/* Like files: a fixed answer is no reason to accept any method. */
+	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(rq->method, MHD_HTTP_METHOD_HEAD) != 0) {
+		rq->note = "method not allowed";
+		return http_framing_refuse(rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+					   MHD_HTTP_HEADER_ALLOW, "GET, HEAD",
+					   false);
+	}
 	snprintf(body, sizeof(body), "%s\n",
 		 loc->return_body ? loc->return_body : "");
 	return http_respond_text(rq, (unsigned)loc->return_status, body);
@@ -209,12 +223,27 @@ static enum MHD_Result http_handle_metrics(struct http_request *rq)
 	return http_respond(rq, MHD_HTTP_OK, resp);
 }
 
+/* `ready = yes`: 200 "ready", or 503 "not ready: REASONS". */
+static enum MHD_Result http_handle_ready(struct http_request *rq)
+{
+	unsigned mask = ready_blockers();
+	char body[96];
+
+	if (!mask)
+		return http_respond_text(rq, MHD_HTTP_OK, "ready\n");
+	ready_describe(mask, body, sizeof(body));
+	rq->note = "not ready";
+	return http_respond_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+}
+
 static enum MHD_Result http_dispatch(struct http_request *rq)
 {
 	const struct config_location *loc = rq->loc;
 
 	if (loc->metrics)
 		return http_handle_metrics(rq);
+	if (loc->ready)
+		return http_handle_ready(rq);
 	if (loc->return_status)
 		return http_handle_return(rq);
 	if (loc->root)
@@ -373,10 +402,21 @@ static enum MHD_Result http_admit(struct http_request *rq)
 		cl = MHD_lookup_connection_value(
 			rq->mc, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size) {
-			rq->note = "body too large";
-			return http_respond_text(rq, MHD_HTTP_CONTENT_TOO_LARGE,
-						 "413 Content Too Large\n");
+		why = NULL;
+		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size)
+			why = "body too large";
+		/* No 413 can be sent once a body is being read (MHD 0.9.75),
+		 * and these locations never use one: a chunked body, whose
+		 * size is unknown here, is refused before it is read. */
+		else if (MHD_lookup_connection_value(
+				 rq->mc, MHD_HEADER_KIND,
+				 MHD_HTTP_HEADER_TRANSFER_ENCODING))
+			why = "chunked body on a location without body";
+		if (why) {
+			rq->note = why;
+			return http_framing_refuse(rq,
+						   MHD_HTTP_CONTENT_TOO_LARGE,
+						   NULL, NULL, true);
 		}
 	}
 	return MHD_YES;
@@ -416,6 +456,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *mc,
 		rq->start_ms = loop_now_ms();
 		conn_request_begin(rq->conn);
 		*req_cls = rq;
+		switch (http_framing_admit(rq)) {
+		case 0:
+			break;
+		case 1:
+			return MHD_YES;
+		default:
+			return MHD_NO;
+		}
 		if (http_admit(rq) == MHD_NO)
 			return MHD_NO;
 		if (!rq->status && !rq->refuse_status &&
@@ -474,6 +522,8 @@ static void http_log_access(struct http_request *rq,
 	json_str(&j, "method", rq->method);
 	json_str(&j, "path", rq->path ? rq->path : rq->raw_url);
 	json_u64(&j, "status", rq->status);
+	if (rq->status_not_delivered)
+		json_u64(&j, "status_not_delivered", rq->status_not_delivered);
 	json_u64(&j, "bytes", rq->bytes_out);
 	json_u64(&j, "bytes_in", rq->bytes_in);
 	json_u64(&j, "duration_ms", loop_now_ms() - rq->start_ms);

@@ -15,12 +15,18 @@ enum MHD_Result http_respond(struct http_request *rq, unsigned status,
 	}
 	/* A 101 needs "Connection: Upgrade"; it ends the HTTP exchange
 	 * anyway. */
-	if (*rq->draining && status != MHD_HTTP_SWITCHING_PROTOCOLS)
+	if (*rq->draining && status != MHD_HTTP_SWITCHING_PROTOCOLS &&
+	    !MHD_get_response_header(resp, MHD_HTTP_HEADER_CONNECTION))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
-	rq->status = status;
 	r = MHD_queue_response(rq->mc, status, resp);
 	MHD_destroy_response(resp);
+	/* MHD 0.9.75 refuses a response in the middle of a request body: the
+	 * access log must not claim a status the client never got. */
+	if (r == MHD_YES)
+		rq->status = status;
+	else
+		rq->status_not_delivered = status;
 	return r;
 }
 

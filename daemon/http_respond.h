@@ -34,7 +34,9 @@ struct http_request {
 	char *path;	     /* decoded, normalised (path_normalise) */
 	const char *version;
 	uint64_t start_ms;
-	unsigned status;    /* set by http_respond */
+	unsigned status; /* set by http_respond, once MHD took it */
+	/* A status decided but refused by MHD (mid-body): never sent. */
+	unsigned status_not_delivered;
 	uint64_t bytes_out; /* response body size */
 	uint64_t bytes_in;  /* request body bytes seen */
 	const char *note;   /* short reason for the access log, static */

@@ -15,9 +15,11 @@
 #include "conn.h"
 #include "handshake.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "worker.h"
 
@@ -31,7 +33,9 @@
 struct worker_listener {
 	struct worker *worker;
 	struct loop_watch watch;
-	const struct config_listen *conf;
+	/* A copy: the generation it came from may be freed by a reload
+	 * (listen changes need a restart anyway). */
+	struct config_listen conf;
 	struct loop_timer resume; /* while paused */
 	bool paused;
 };
@@ -69,17 +73,28 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 	struct worker *w = wl->worker;
 	struct conn *c;
 
+	if (wl->conf.proxy_protocol &&
+	    !proxyproto_source_allowed(w->gen->cfg->proxy_from,
+				       w->gen->cfg->n_proxy_from,
+				       (const struct sockaddr *)peer)) {
+		listener_refuse_untrusted(fd, (const struct sockaddr *)peer,
+					  wl->conf.addr.text);
+		return;
+	}
 	c = conn_new(&w->hs.conns, fd, w->gen, peer, peer_len);
 	if (!c) {
 		if (errno == EBUSY) {
+			static struct log_ratelimit rl;
+
 			metrics_inc(METRICS_CONNS_REFUSED_MAX);
-			log_warn("max_connections (%u) reached: refusing a "
-				 "connection",
-				 w->shared->max_connections);
+			log_ratelimited(&rl, LOG_LVL_WARN,
+					"max_connections (%u) reached: "
+					"refusing a connection",
+					w->shared->max_connections);
 		}
 		return;
 	}
-	handshake_start(&w->hs, c, wl->conf->proxy_protocol);
+	handshake_start(&w->hs, c, wl->conf.proxy_protocol);
 }
 
 static void worker_resume_listener(struct worker_listener *wl)
@@ -122,7 +137,7 @@ static void worker_pause_listener(struct worker_listener *wl, int err)
 		return;
 	log_warn("accept on %s: %s: not accepting for up to %u ms (%u "
 		 "failure(s) since the last warning)",
-		 wl->conf->addr.text, strerror(err), WORKER_ACCEPT_PAUSE_MS,
+		 wl->conf.addr.text, strerror(err), WORKER_ACCEPT_PAUSE_MS,
 		 w->accept_failures);
 	w->accept_failures = 0;
 	w->accept_warned_ms = now;
@@ -315,7 +330,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 		w->listeners[i].watch.fd = listen_fds[i];
 	for (i = 0; i < n; i++) {
 		w->listeners[i].worker = w;
-		w->listeners[i].conf = &g->cfg->listen[i];
+		w->listeners[i].conf = g->cfg->listen[i];
 		if (loop_watch_add(w->loop, &w->listeners[i].watch,
 				   listen_fds[i], EPOLLIN,
 				   worker_on_accept) < 0)

@@ -24,11 +24,12 @@ DIR=${1:-daemon}
 LAYERS='
 log 0
 hex 0
+ready 0
 loop 1
 metrics 1
 config 1
 identity 1
-proxyproto 1
+proxyproto 2
 listener 2
 tls 2
 ktls 2
@@ -77,6 +78,8 @@ deps() {
 	}
 	{
 		line = $0
+		# string literals name modules in messages, not calls
+		gsub(/"([^"\\]|\\.)*"/, "\"\"", line)
 		while (match(line, /[A-Za-z0-9_.>]?[a-z][a-z0-9_]*[ \t]*\(/)) {
 			name = substr(line, RSTART, RLENGTH)
 			line = substr(line, RSTART + RLENGTH)
