@@ -97,13 +97,20 @@ static void http_ktls_closed(struct conn *c)
 {
 	const char *why = c->fd >= 0 ? ktls_close_reason(c->fd) : NULL;
 
+	static struct log_ratelimit rl;
+
 	if (!why)
 		return;
-	if (strcmp(why, "key update") == 0)
-		log_info("client %s: sent a TLS 1.3 KeyUpdate; kTLS receive "
-			 "cannot follow a key change: connection closed",
-			 c->peer_text);
-	else
+	if (strcmp(why, "key update") == 0) {
+		/* Once per connection (it ends here), rate-limited: any
+		 * client can send one. */
+		metrics_inc(METRICS_KTLS_KEY_UPDATE_CLOSES);
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: sent a TLS 1.3 KeyUpdate; kTLS "
+				"receive cannot follow a key change: "
+				"connection closed",
+				c->peer_text);
+	} else
 		log_debug("client %s: %s: connection closed", c->peer_text,
 			  why);
 }
@@ -561,6 +568,14 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	if (!rq)
 		return;
 	*req_cls = NULL;
+	/* A KeyUpdate ended a request in progress on kTLS: say so. */
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !rq->note &&
+	    rq->conn->path == CONN_PATH_KTLS && rq->conn->fd >= 0) {
+		const char *why = ktls_close_reason(rq->conn->fd);
+
+		if (why && !strcmp(why, "key update"))
+			rq->note = "client key update";
+	}
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())

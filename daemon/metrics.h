@@ -26,6 +26,7 @@ enum metrics_counter {
 	METRICS_REQUESTS_5XX,
 	METRICS_RESPONSE_BYTES,
 	METRICS_CONNS_REFUSED_PROXY_FROM, /* source not in proxy_from */
+	METRICS_KTLS_KEY_UPDATE_CLOSES,	  /* TLS 1.3 KeyUpdate on kTLS RX */
 	METRICS_N_COUNTERS
 };
 
