@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/async.h>
 #include <openssl/err.h>
 
 #include "conn.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "tls.h"
@@ -42,6 +44,7 @@ struct worker {
 	bool started;
 	struct loop *loop;
 	struct http_server *http;
+	struct ocsp *ocsp; /* OCSP cache and requests under way */
 	struct worker_shared *shared;
 	struct gen *gen;
 	struct worker_listener *listeners;
@@ -139,6 +142,8 @@ void conn_unref(struct conn *c)
 	c->state = CONN_CLOSED;
 	loop_timer_cancel(w->loop, &c->timer);
 	loop_watch_del(w->loop, &c->watch);
+	if (c->ssl)
+		ocsp_handshake_cancel(c->ssl);
 	if (c->fd >= 0) {
 		conn_tcp_closing(c);
 		close(c->fd);
@@ -242,6 +247,19 @@ static void worker_handshake_done(struct conn *c)
 	c->tls_cipher = SSL_get_cipher_name(ssl);
 	c->tls_resumed = SSL_session_reused(ssl);
 	c->verify_result = SSL_get_verify_result(ssl);
+	c->verify_reason = ocsp_handshake_reason(ssl);
+	/* The async mode was for OCSP in the handshake only. */
+	SSL_clear_mode(ssl, SSL_MODE_ASYNC);
+	if (c->tls_resumed && ocsp_resumed_revoked(ssl)) {
+		/* Its next attempt makes a full handshake, refused with
+		 * the alert. */
+		SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl),
+				       SSL_get_session(ssl));
+		ocsp_log_refused(ssl, c->peer_text, ocsp_handshake_reason(ssl));
+		metrics_inc(METRICS_HANDSHAKES_FAILED);
+		worker_conn_abort(c);
+		return;
+	}
 	if (identity_from_ssl(ssl, &c->id) < 0) {
 		log_error("client %s: cannot read identity (out of memory)",
 			  c->peer_text);
@@ -266,10 +284,17 @@ static void worker_handshake_done(struct conn *c)
 
 static void worker_handshake_step(struct conn *c)
 {
+	const char *reason;
+
 	switch (tls_accept_step(c->ssl, c->peer_text)) {
 	case TLS_STEP_DONE:
 		metrics_inc(METRICS_HANDSHAKES_OK);
 		worker_handshake_done(c);
+		return;
+	case TLS_STEP_WANT_OCSP:
+		/* Quiet until ocsp.c resumes it; the deadline still runs. */
+		if (loop_watch_set(c->worker->loop, &c->watch, 0) < 0)
+			worker_conn_abort(c);
 		return;
 	case TLS_STEP_WANT_READ:
 		if (loop_watch_set(c->worker->loop, &c->watch, EPOLLIN) < 0)
@@ -281,6 +306,9 @@ static void worker_handshake_step(struct conn *c)
 		return;
 	case TLS_STEP_FAILED:
 		metrics_inc(METRICS_HANDSHAKES_FAILED);
+		reason = ocsp_handshake_reason(c->ssl);
+		if (reason)
+			ocsp_log_refused(c->ssl, c->peer_text, reason);
 		worker_conn_abort(c);
 		return;
 	}
@@ -288,6 +316,15 @@ static void worker_handshake_step(struct conn *c)
 
 static void worker_on_handshake_timeout(struct loop_timer *t);
 static void worker_on_proxy_repeek(struct loop_timer *t);
+
+/* ocsp.c: the answer a paused handshake waited for is in. */
+static void worker_on_ocsp_answer(void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_HANDSHAKE)
+		worker_handshake_step(c);
+}
 
 /* The PROXY header names the real client: from here on it is the peer
  * for logs, policy, limits and MHD. */
@@ -417,6 +454,11 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 		return;
 	}
 	SSL_set_app_data(c->ssl, c->peer_text);
+	if ((SSL_get_mode(c->ssl) & SSL_MODE_ASYNC) &&
+	    ocsp_handshake_bind(c->ssl, worker_on_ocsp_answer, c) < 0) {
+		worker_conn_abort(c);
+		return;
+	}
 	c->proxy_protocol = wl->conf->proxy_protocol;
 	c->state = c->proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(w->loop, &c->watch, fd, EPOLLIN,
@@ -559,10 +601,12 @@ void worker_stop(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct conn *c, *next;
 	char name[16];
 
 	snprintf(name, sizeof(name), "mtlsgw-w%u", w->index);
 	pthread_setname_np(pthread_self(), name);
+	ocsp_thread_set(w->ocsp);
 	while (!w->stopping) {
 		int wait = -1;
 
@@ -581,6 +625,14 @@ static void *worker_main(void *arg)
 		if (loop_run_once(w->loop, wait) < 0)
 			break;
 	}
+	/* A handshake paused on OCSP holds an ASYNC job of this thread:
+	 * end them all here, not on the thread that frees the worker. */
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_HANDSHAKE)
+			worker_conn_abort(c);
+	}
+	ASYNC_cleanup_thread();
 	atomic_store(&w->done, true);
 	return NULL;
 }
@@ -619,7 +671,8 @@ struct worker *worker_new(unsigned index, struct gen *g,
 					    EPOLLIN, worker_on_command) < 0)
 		goto bad;
 	w->http = http_server_new(w, w->loop, g->cfg);
-	if (!w->http)
+	w->ocsp = ocsp_new(w->loop);
+	if (!w->http || !w->ocsp)
 		goto bad;
 	return w;
 bad:
@@ -684,6 +737,7 @@ void worker_free(struct worker *w)
 	gen_unref(w->gen);
 	if (w->cmd_fd >= 0)
 		close(w->cmd_fd);
+	ocsp_free(w->ocsp);
 	loop_free(w->loop);
 	free(w->listeners);
 	free(w);
