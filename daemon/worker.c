@@ -306,8 +306,10 @@ static void worker_handshake_step(struct conn *c)
 		return;
 	case TLS_STEP_FAILED:
 		metrics_inc(METRICS_HANDSHAKES_FAILED);
+		/* A reason with a verified chain was ocsp_fail = open's:
+		 * this failure is another one. */
 		reason = ocsp_handshake_reason(c->ssl);
-		if (reason)
+		if (reason && SSL_get_verify_result(c->ssl) != X509_V_OK)
 			ocsp_log_refused(c->ssl, c->peer_text, reason);
 		worker_conn_abort(c);
 		return;
