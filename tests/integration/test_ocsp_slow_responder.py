@@ -6,6 +6,7 @@ and a second client1 handshake that joins the same request rather than
 sending another) are served or queued without blocking; when the
 responder goes away the paused handshakes end (ocsp_fail = closed)."""
 
+import signal
 import socket
 import threading
 
@@ -56,3 +57,46 @@ def test_slow_responder_blocks_nobody_else(gateway_factory, certs):
     assert set(outcome) == {"a", "b"}
     assert all(v.startswith("refused") for v in outcome.values()), outcome
     assert "ocsp" in gw.stderr()
+
+
+def test_paused_handshake_deadline_and_stop(gateway_factory, certs):
+    """handshake_timeout still ends a handshake paused on OCSP, and a stop
+    with a handshake paused exits cleanly (the paused job is finished on
+    its worker, exit code 0)."""
+    lst = socket.socket()
+    lst.bind((HOST, 0))
+    lst.listen(16)
+    port = lst.getsockname()[1]
+    try:
+        gw = gateway_factory(
+            server={"workers": 1},
+            tls={"ocsp": "leaf", "ocsp_responder": f"http://{HOST}:{port}/",
+                 "ocsp_timeout": "60s", "handshake_timeout": "1s"},
+            locations=[("/metrics", {"metrics": "yes"})])
+        try:
+            connect_tls(gw.port, certs, "1.2", "client1", timeout=30).close()
+            raise AssertionError("handshake paused on a silent responder succeeded")
+        except OSError:
+            pass
+        assert wait_until(lambda: "handshake timed out" in gw.stderr(), 10), gw.stderr()
+        # The request the first handshake started is still under way (no
+        # answer yet): a second handshake joins it and pauses; stop then.
+        gw.conf.write_text(gw.conf.read_text().replace('handshake_timeout = 1s',
+                                                       'handshake_timeout = 60s'))
+        gw.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "configuration 2" in gw.stderr(), 10), gw.stderr()
+        t = threading.Thread(target=lambda: _try_handshake(gw.port, certs))
+        t.start()
+        assert wait_until(lambda: "mtlsgw_ocsp_coalesced_total 1\n" in
+                          request(gw.port, certs, "/metrics").body.decode(), 10)
+        assert gw.stop() == 0, gw.stderr()[-3000:]
+        t.join(30)
+    finally:
+        lst.close()
+
+
+def _try_handshake(port, certs):
+    try:
+        connect_tls(port, certs, "1.3", "client1", timeout=30).close()
+    except OSError:
+        pass
