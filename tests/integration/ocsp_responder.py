@@ -37,8 +37,9 @@ def write_index(certs, path, revoked=()):
 
 
 class OcspResponder:
-    def __init__(self, certs, workdir, revoked=("client2",), next_update_min=5):
+    def __init__(self, certs, workdir, revoked=("client2",), next_update_min=5, signer="ocsp"):
         self.certs = certs
+        self.signer = signer
         self.dir = workdir
         self.index = workdir / "ocsp-index.txt"
         self.log = workdir / "ocsp-responder.log"
@@ -65,7 +66,8 @@ class OcspResponder:
         for _ in range(3):
             self.port = port or free_port()
             cmd = ["openssl", "ocsp", "-index", str(self.index), "-port", str(self.port),
-                   "-rsigner", str(self.certs.crt("ocsp")), "-rkey", str(self.certs.key("ocsp")),
+                   "-rsigner", str(self.certs.crt(self.signer)),
+                   "-rkey", str(self.certs.key(self.signer)),
                    "-CA", str(self.certs.dir / "intermediate.crt"), "-ignore_err"]
             if self.next_update_min:
                 cmd += ["-nmin", str(self.next_update_min)]

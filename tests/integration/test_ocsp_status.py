@@ -4,8 +4,9 @@ revoked): client1 gets 200 and client2 the alert `certificate revoked`,
 over TLS 1.2 and 1.3, with the reason in the access log and the counters
 in /metrics; a cached `good` keeps working after the responder stopped;
 with no responder `ocsp_fail = closed` refuses and `open` lets through
-with a log line and verify `ocsp unavailable`; a session resumed after
-its certificate was found revoked is refused."""
+with a log line and verify `ocsp unavailable`; an answer signed by a
+certificate of the same CA without the OCSPSigning EKU is not trusted; a
+session resumed after its certificate was found revoked is refused."""
 
 import re
 import socket
@@ -148,5 +149,19 @@ def test_resumed_session_refused_after_revocation(gateway_factory, certs, tmp_pa
         assert status is None, "the resumed session of a revoked certificate was served"
         assert wait_until(lambda: [e for e in _refusals(gw, "revoked (ocsp)")
                                    if e.get("tls_resumed")], 5), gw.access()
+    finally:
+        resp.stop()
+
+
+def test_answer_from_unauthorised_signer_refused(gateway_factory, certs, tmp_path):
+    # server.crt is issued by the intermediate too, but may not sign OCSP.
+    resp = OcspResponder(certs, tmp_path, signer="server").start()
+    try:
+        gw = _gateway(gateway_factory, resp.url)
+        kind, text = handshake_outcome(gw.port, certs, "1.2", "client1")
+        assert kind == "alert" and "certificate revoked" not in text.lower(), (kind, text)
+        assert resp.requests() == 1
+        assert "signature or signer not trusted" in gw.stderr(), gw.stderr()
+        assert wait_until(lambda: _refusals(gw, "ocsp unavailable"), 5), gw.access()
     finally:
         resp.stop()
