@@ -16,8 +16,6 @@
 #include "metrics.h"
 #include "ocsp_private.h"
 
-const struct ocsp_conf *ocsp_conf_of(SSL *ssl); /* ocsp_lookup.c */
-
 static __thread struct ocsp *ocsp_current;
 static int ocsp_hs_index = -1;
 static pthread_once_t ocsp_hs_once = PTHREAD_ONCE_INIT;

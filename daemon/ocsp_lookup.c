@@ -167,7 +167,6 @@ bad:
 	return -1;
 }
 
-const struct ocsp_conf *ocsp_conf_of(SSL *ssl);
 const struct ocsp_conf *ocsp_conf_of(SSL *ssl)
 {
 	if (ocsp_conf_index < 0)

@@ -90,6 +90,8 @@ void ocsp_cache_put(struct ocsp *o, const unsigned char *key,
 		    enum ocsp_result r, uint64_t expires_ms, unsigned cap);
 void ocsp_lookup_done(struct ocsp_lookup *lk, enum ocsp_result r);
 
+/* ocsp_lookup.c: the settings of SSL's generation, NULL if ocsp = off. */
+const struct ocsp_conf *ocsp_conf_of(SSL *ssl);
 /* ocsp_lookup.c: start a request for ID (of CERT issued by ISSUER); NULL if
  * it cannot even start (logged). */
 struct ocsp_lookup *ocsp_lookup_start(struct ocsp *o,
