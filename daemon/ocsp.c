@@ -221,12 +221,17 @@ void ocsp_handshake_cancel(SSL *ssl)
 	ERR_clear_error();
 }
 
-void ocsp_handshake_set_reason(SSL *ssl, const char *reason)
+static void ocsp_subject(X509 *cert, char *out, size_t len);
+
+void ocsp_handshake_set_reason(SSL *ssl, const char *reason, X509 *leaf)
 {
 	struct ocsp_hs *hs = ocsp_hs_get(ssl, true);
 
-	if (hs && !hs->reason)
-		hs->reason = reason;
+	if (!hs || hs->reason)
+		return;
+	hs->reason = reason;
+	if (leaf)
+		ocsp_subject(leaf, hs->subject, sizeof(hs->subject));
 }
 
 const char *ocsp_handshake_reason(SSL *ssl)

@@ -73,8 +73,9 @@ int ocsp_verify_step(SSL *ssl, X509_STORE_CTX *xs);
 int ocsp_handshake_bind(SSL *ssl, void (*resume)(void *), void *arg);
 /* Before SSL_free of a handshake that may be paused: finish the job. */
 void ocsp_handshake_cancel(SSL *ssl);
-/* Record REASON (a static string) for this handshake's access-log line. */
-void ocsp_handshake_set_reason(SSL *ssl, const char *reason);
+/* Record REASON (a static string) and LEAF's subject for this
+ * handshake's access-log line. */
+void ocsp_handshake_set_reason(SSL *ssl, const char *reason, X509 *leaf);
 /* "revoked (ocsp)", "revoked (crl)", "ocsp unavailable" or NULL. */
 const char *ocsp_handshake_reason(SSL *ssl);
 

@@ -29,7 +29,8 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	peer = ssl ? SSL_get_app_data(ssl) : NULL;
 	err = X509_STORE_CTX_get_error(xs);
 	if (ssl && err == X509_V_ERR_CERT_REVOKED)
-		ocsp_handshake_set_reason(ssl, OCSP_REASON_REVOKED_CRL);
+		ocsp_handshake_set_reason(ssl, OCSP_REASON_REVOKED_CRL,
+					  X509_STORE_CTX_get0_cert(xs));
 	cert = X509_STORE_CTX_get_current_cert(xs);
 	if (cert)
 		X509_NAME_oneline(X509_get_subject_name(cert), subject,

@@ -83,6 +83,9 @@ def test_rewritten_crl_applies_without_signal(gateway_factory, certs, tmp_path, 
     assert status is None, "a resumed session of a revoked certificate was served"
     assert wait_until(lambda: any(e.get("verify") == "revoked (crl)" and e.get("tls_resumed")
                                   for e in gw.access()), 5), gw.access()
+    full = [e for e in gw.access() if e.get("verify") == "revoked (crl)"
+            and not e.get("tls_resumed")]
+    assert full and full[0]["subject"] == "CN=client1,O=mtlsgw demo", full
     assert gw.alive()
 
 
