@@ -98,6 +98,7 @@ struct conn {
 	const char *tls_version; /* static strings from OpenSSL */
 	const char *tls_cipher;
 	bool tls_resumed;
+	const char *verify_reason; /* "ocsp unavailable" (ocsp_fail = open) */
 	struct identity id;
 	enum conn_path path;
 	const char *path_reason; /* why userspace, static string, or NULL */
