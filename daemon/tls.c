@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "tls.h"
+#include "verifycache.h"
 
 /* Apache's SSLVerifyDepth: the most CA certificates allowed above the
  * client's own, root included. OpenSSL's depth counts one fewer (it does
@@ -147,6 +148,7 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors)
 	SSL_CTX_set_verify_depth(ctx, (int)cfg->verify_depth - 1);
 	if (bad)
 		goto bad;
+	verifycache_attach(ctx);
 	return ctx;
 bad:
 	SSL_CTX_free(ctx);
