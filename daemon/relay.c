@@ -11,10 +11,19 @@
 #include "log.h"
 #include "relay.h"
 
+/*
+ * Bytes read from one side that the other did not take yet. Reads land in
+ * the worker's scratch buffer; only what the other side cannot take at
+ * once is copied to memory of the connection's own, freed as soon as it is
+ * sent. An idle keep-alive connection holds no buffer (nginx does the
+ * same); DATA is NULL then.
+ */
 struct relay_buf {
 	size_t off, len;
-	unsigned char data[RELAY_BUF_SIZE];
+	unsigned char *data; /* relay_scratch (within one call), heap, NULL */
 };
+
+static _Thread_local unsigned char relay_scratch[RELAY_BUF_SIZE];
 
 struct relay {
 	struct conn *conn;
@@ -39,6 +48,43 @@ struct relay {
 
 static void relay_pump(struct relay *r);
 
+/* After a send from B: free what is done; copy what is left off the
+ * scratch buffer, which the next read reuses. -1 when out of memory. */
+static int relay_buf_settle(struct relay_buf *b)
+{
+	unsigned char *p;
+
+	if (b->off == b->len) {
+		if (b->data != relay_scratch)
+			free(b->data);
+		b->data = NULL;
+		b->off = b->len = 0;
+		return 0;
+	}
+	if (b->data != relay_scratch)
+		return 0;
+	p = malloc(b->len - b->off);
+	if (!p) {
+		log_error("relay: out of memory");
+		b->data = NULL;
+		b->off = b->len = 0;
+		return -1;
+	}
+	memcpy(p, b->data + b->off, b->len - b->off);
+	b->data = p;
+	b->len -= b->off;
+	b->off = 0;
+	return 0;
+}
+
+static void relay_buf_release(struct relay_buf *b)
+{
+	if (b->data != relay_scratch)
+		free(b->data);
+	b->data = NULL;
+	b->off = b->len = 0;
+}
+
 static void relay_finish(struct relay *r, bool send_close_notify)
 {
 	struct conn *c = r->conn;
@@ -57,6 +103,8 @@ static void relay_finish(struct relay *r, bool send_close_notify)
 	ERR_clear_error();
 	close(r->app_fd);
 	r->app_fd = -1;
+	relay_buf_release(&r->to_app);
+	relay_buf_release(&r->to_client);
 	if (c->fd >= 0) {
 		conn_tcp_closing(c);
 		close(c->fd);
@@ -91,8 +139,9 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 
 	if (b->len == 0 && !r->client_eof) {
 		ERR_clear_error();
-		ret = SSL_read(r->ssl, b->data, sizeof(b->data));
+		ret = SSL_read(r->ssl, relay_scratch, sizeof(relay_scratch));
 		if (ret > 0) {
+			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)ret;
 			r->read_wants = 0;
@@ -127,8 +176,6 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			b->off += (size_t)n;
-			if (b->off == b->len)
-				b->off = b->len = 0;
 			r->app_write_blocked = false;
 			r->conn->pending_request_bytes += (uint64_t)n;
 			progress = true;
@@ -136,6 +183,11 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			r->app_write_blocked = true;
 		} else {
 			/* MHD closed the connection: nothing more to do */
+			relay_buf_release(b);
+			*fatal = true;
+			return false;
+		}
+		if (relay_buf_settle(b) < 0) {
 			*fatal = true;
 			return false;
 		}
@@ -157,8 +209,10 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 	int ret;
 
 	if (b->len == 0 && !r->app_eof) {
-		n = recv(r->app_fd, b->data, sizeof(b->data), MSG_DONTWAIT);
+		n = recv(r->app_fd, relay_scratch, sizeof(relay_scratch),
+			 MSG_DONTWAIT);
 		if (n > 0) {
+			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)n;
 			progress = true;
@@ -176,8 +230,6 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 				(int)(b->len - b->off));
 		if (ret > 0) {
 			b->off += (size_t)ret;
-			if (b->off == b->len)
-				b->off = b->len = 0;
 			r->write_wants = 0;
 			progress = true;
 		} else {
@@ -197,9 +249,14 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 				else
 					log_ssl_errors(LOG_LVL_INFO,
 						       "TLS write failed");
+				relay_buf_release(b);
 				*fatal = true;
 				return false;
 			}
+		}
+		if (relay_buf_settle(b) < 0) {
+			*fatal = true;
+			return false;
 		}
 	}
 	if (r->app_eof && b->len == 0)

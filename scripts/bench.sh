@@ -39,7 +39,8 @@ WORKERS=$(nproc)
 HZ=$(getconf CLK_TCK)
 INSTANCE="bench-$$"
 # The suites both servers offer: the gateway's own policy (daemon/tls.h).
-TLS12=$(sed -nE 's/^#define TLS_CIPHERS_TLS12 "(.*)"$/\1/p' daemon/tls.h)
+TLS12=$(sed -n '/^#define TLS_CIPHERS_TLS12/,/"$/p' daemon/tls.h |
+	tr -d '\\\n\t' | sed -nE 's/^[^"]*"([^"]*)".*/\1/p')
 TLS13=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 
 [ -x "$BIN" ] || { echo "bench: $BIN not built (make)" >&2; exit 1; }
