@@ -22,6 +22,11 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_SESSION_ID_CONTEXT "mtlsgw"
 #define TLS_NUM_TICKETS	       1
+/* Sessions kept for resumption per TLS context (~1-4 KiB each, the
+ * client certificate shared with live connections), and for how long
+ * (nginx's ssl_session_timeout default). */
+#define TLS_SESSION_CACHE_SIZE 10240
+#define TLS_SESSION_TIMEOUT_S  300
 
 /*
  * Build the SSL_CTX for CFG. Problems (unreadable files, a key that does
@@ -42,6 +47,9 @@ enum tls_step {
  * causes it), naming PEER and, for a certificate, the verify error.
  */
 enum tls_step tls_accept_step(SSL *ssl, const char *peer);
+
+/* SSL_free, keeping a finished handshake's session resumable. */
+void tls_free(SSL *ssl);
 
 /* "TLSv1.3", cipher name, resumed? into the conn's TLS facts. */
 const char *tls_version_name(const SSL *ssl);

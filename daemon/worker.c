@@ -144,7 +144,7 @@ void conn_unref(struct conn *c)
 		close(c->fd);
 	}
 	c->fd = -1;
-	SSL_free(c->ssl);
+	tls_free(c->ssl);
 	c->ssl = NULL;
 	identity_clear(&c->id);
 	gen_unref(c->gen);
@@ -177,7 +177,7 @@ static int worker_handoff(struct conn *c)
 		 * not touch it again (no close_notify through it either). */
 		c->path = CONN_PATH_KTLS;
 		c->path_reason = NULL;
-		SSL_free(c->ssl);
+		tls_free(c->ssl);
 		c->ssl = NULL;
 		c->mhd_fd = c->fd;
 		metrics_inc(METRICS_CONNS_KTLS);
