@@ -38,6 +38,12 @@ struct relay {
 	int read_wants;	 /* 0, SSL_ERROR_WANT_READ or _WANT_WRITE */
 	int write_wants; /* same, for SSL_write */
 	bool app_write_blocked;
+	/* The socket may have bytes to read: set by its epoll event, cleared
+	 * by a read that found nothing (or, for MHD's end, a short read: MHD
+	 * runs on this thread, so nothing can arrive in between). Saves the
+	 * read that would only say EAGAIN. */
+	bool tls_readable;
+	bool app_readable;
 	bool client_eof; /* close_notify or EOF from the client */
 	bool app_eof;	 /* MHD closed its end */
 	bool app_shut;	 /* we shut down writing to MHD */
@@ -137,7 +143,8 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 	ssize_t n;
 	int ret;
 
-	if (b->len == 0 && !r->client_eof) {
+	if (b->len == 0 && !r->client_eof &&
+	    (r->tls_readable || SSL_has_pending(r->ssl))) {
 		ERR_clear_error();
 		ret = SSL_read(r->ssl, relay_scratch, sizeof(relay_scratch));
 		if (ret > 0) {
@@ -152,6 +159,7 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			if (err == SSL_ERROR_WANT_READ ||
 			    err == SSL_ERROR_WANT_WRITE) {
 				r->read_wants = err;
+				r->tls_readable = false;
 			} else if (err == SSL_ERROR_ZERO_RETURN) {
 				r->client_eof = true;
 				progress = true;
@@ -208,18 +216,21 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 	ssize_t n;
 	int ret;
 
-	if (b->len == 0 && !r->app_eof) {
+	if (b->len == 0 && !r->app_eof && r->app_readable) {
 		n = recv(r->app_fd, relay_scratch, sizeof(relay_scratch),
 			 MSG_DONTWAIT);
 		if (n > 0) {
 			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)n;
+			r->app_readable = (size_t)n == sizeof(relay_scratch);
 			progress = true;
 		} else if (n == 0) {
 			r->app_eof = true;
 			progress = true;
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else if (errno == EAGAIN) {
+			r->app_readable = false;
+		} else if (errno != EINTR) {
 			r->app_eof = true;
 			progress = true;
 		}
@@ -332,6 +343,7 @@ static void relay_on_tls(struct loop_watch *w, uint32_t events)
 	struct relay *r = container_of(w, struct relay, tls_watch);
 
 	(void)events;
+	r->tls_readable = true;
 	if (!r->closed)
 		relay_pump(r);
 }
@@ -341,6 +353,7 @@ static void relay_on_app(struct loop_watch *w, uint32_t events)
 	struct relay *r = container_of(w, struct relay, app_watch);
 
 	(void)events;
+	r->app_readable = true;
 	if (!r->closed)
 		relay_pump(r);
 }
@@ -359,6 +372,11 @@ int relay_start(struct conn *c, struct loop *l, int app_fd,
 	r->ssl = c->ssl;
 	r->app_fd = app_fd;
 	r->idle_timeout_ms = idle_timeout_ms;
+	r->tls_readable = r->app_readable = true;
+	/* Whole records (and all that is there) in one read(), not a header
+	 * read and a body read: the handshake is over, so nothing read ahead
+	 * can be lost to kTLS any more. */
+	SSL_set_read_ahead(r->ssl, 1);
 	if (loop_watch_add(l, &r->tls_watch, c->fd, EPOLLIN, relay_on_tls) <
 	    0) {
 		free(r);
