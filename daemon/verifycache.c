@@ -82,7 +82,10 @@ static struct verifycache *verifycache_thread(void)
 /*
  * THE place where the CRL epoch joins the key. Until daemon/crl.c (issue:
  * OCSP/CRL refresh) lands, CRLs only change with a reload, which builds a
- * new SSL_CTX and so a new serial. When it lands: return crl_epoch().
+ * new SSL_CTX and so a new serial. When it lands: return crl_epoch() here
+ * (scripts/check-layers.sh then needs verifycache above crl, so tls.c
+ * cannot call verifycache_attach: call it where the context is finished,
+ * gen.c or main.c, or pass the epoch function in).
  */
 static uint64_t verifycache_crl_epoch(void)
 {
