@@ -10,7 +10,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
-#include "tls.h"
+#include "ocsp.h"
 
 struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
 		      const struct sockaddr_storage *peer, socklen_t peer_len)
@@ -81,8 +81,15 @@ void conn_unref(struct conn *c)
 		return;
 	c->state = CONN_CLOSED;
 	loop_timer_cancel(l->loop, &c->timer);
+	/* A handshake paused on OCSP: end its job before its socket goes. */
+	if (c->ssl)
+		ocsp_handshake_cancel(c->ssl);
 	conn_close_socket(c);
-	tls_free(c->ssl);
+	/* Keep a finished handshake's session in the cache (as tls_free). */
+	if (c->ssl && SSL_is_init_finished(c->ssl))
+		SSL_set_shutdown(c->ssl,
+				 SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(c->ssl);
 	c->ssl = NULL;
 	identity_clear(&c->id);
 	gen_unref(c->gen);

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "crl.h"
 #include "log.h"
 #include "verifycache.h"
 
@@ -80,16 +81,12 @@ static struct verifycache *verifycache_thread(void)
 }
 
 /*
- * THE place where the CRL epoch joins the key. Until daemon/crl.c (issue:
- * OCSP/CRL refresh) lands, CRLs only change with a reload, which builds a
- * new SSL_CTX and so a new serial. When it lands: return crl_epoch() here
- * (scripts/check-layers.sh then needs verifycache above crl, so tls.c
- * cannot call verifycache_attach: call it where the context is finished,
- * gen.c or main.c, or pass the epoch function in).
+ * THE place where the CRL epoch joins the key: crl.c re-reads the CRL file
+ * without a new TLS context, and moves the epoch when the set changes.
  */
 static uint64_t verifycache_crl_epoch(void)
 {
-	return 0;
+	return crl_epoch();
 }
 
 static int verifycache_hash_cert(EVP_MD_CTX *md, X509 *x)
@@ -161,11 +158,28 @@ static int verifycache_min_time(const ASN1_TIME *t, time_t now, time_t *expires)
 	return 0;
 }
 
+/* min(*EXPIRES, nextUpdate of every CRL in CRLS); frees CRLS. */
+static int verifycache_crls_expiry(STACK_OF(X509_CRL) * crls, time_t now,
+				   time_t *expires)
+{
+	const ASN1_TIME *next;
+	int i, rc = 0;
+
+	for (i = 0; i < sk_X509_CRL_num(crls) && rc == 0; i++) {
+		next = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, i));
+		if (next)
+			rc = verifycache_min_time(next, now, expires);
+	}
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return rc;
+}
+
 /*
  * Until when the result OpenSSL just gave stays what it would give again:
- * the earliest notAfter in the verified chain and nextUpdate of the
- * store's CRLs (after it, OpenSSL refuses "CRL has expired"). -1 when a
- * time cannot be read: do not cache.
+ * the earliest notAfter in the verified chain and nextUpdate of the CRLs
+ * that apply to it, in the store or from its CRL lookup (crl.c's list):
+ * after it, OpenSSL refuses "CRL has expired". -1 when a time cannot be
+ * read: do not cache.
  */
 static int verifycache_expiry(X509_STORE_CTX *xs, time_t now, time_t *expires)
 {
@@ -174,14 +188,23 @@ static int verifycache_expiry(X509_STORE_CTX *xs, time_t now, time_t *expires)
 	STACK_OF(X509_OBJECT) * objs;
 	int i, rc = 0;
 
+	X509_STORE_CTX_lookup_crls_fn lookup =
+		X509_STORE_CTX_get_lookup_crls(xs);
+
 	*expires = now + 365 * 86400;
 	if (!chain || sk_X509_num(chain) == 0 || !store)
 		return -1;
-	for (i = 0; i < sk_X509_num(chain); i++)
-		if (verifycache_min_time(
-			    X509_get0_notAfter(sk_X509_value(chain, i)), now,
-			    expires) < 0)
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (verifycache_min_time(X509_get0_notAfter(x), now, expires) <
+		    0)
 			return -1;
+		if (lookup &&
+		    verifycache_crls_expiry(lookup(xs, X509_get_issuer_name(x)),
+					    now, expires) < 0)
+			return -1;
+	}
 	if (!X509_STORE_lock(store))
 		return -1;
 	objs = X509_STORE_get0_objects(store);
