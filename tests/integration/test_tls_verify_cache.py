@@ -4,15 +4,18 @@ OpenSSL would refuse: with a good chain (client1) cached, unknown-CA,
 expired, revoked, wrong-EKU and too-deep chains still fail the handshake
 with their alert, every time, and are never answered from the cache; a
 reload that adds a CRL revoking a chain the cache accepted refuses it at
-once; the cache does answer for a good chain seen before (the debug log
+once, and so does a CRL file rewritten on disk (crl_epoch); the cache
+does answer for a good chain seen before (the debug log
 says so), over TLS 1.2 and 1.3, and the request is served as client1.
 One worker, so every connection meets the same cache."""
 
+import shutil
 import signal
 
 import pytest
 
 from helpers import BAD_CERTS, handshake_outcome, request, wait_until
+from test_crl_reload import _crl_with, _replace
 
 HIT = "chain verification: cached result"
 
@@ -78,3 +81,19 @@ def test_reload_adding_crl_refuses_cached_chain(gateway_factory, certs, version)
     r = request(gw.port, certs, "/protected/secret.html", version=version, cert="client1")
     assert r.status == 200, r
     assert _hits(gw) == before, "a result from the old configuration was used"
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_crl_rewritten_refuses_cached_chain(gateway_factory, certs, tmp_path, version):
+    crl = tmp_path / "crl.pem"
+    shutil.copy(certs.dir / "crl.pem", crl)
+    gw = gateway_factory(server={"workers": 1, "log_level": "debug"},
+                         tls={"crl": crl, "crl_check_interval": "1s"})
+    _cache_client1(gw, certs, version)
+    loaded = gw.stderr().count("CRL(s)")
+    _replace(crl, _crl_with(certs, tmp_path, ("client1",)))
+    assert wait_until(lambda: gw.stderr().count("CRL(s)") > loaded, 15), gw.stderr()
+    before = _hits(gw)
+    kind, text = handshake_outcome(gw.port, certs, version, "client1")
+    assert kind == "alert" and "certificate revoked" in text.lower(), (kind, text)
+    assert _hits(gw) == before, "a result from before the CRL change was used"
