@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "ktls.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -239,6 +240,17 @@ void conn_mhd_detach(struct conn *c)
 	if (c->fd_mhd)
 		conn_close_socket(c);
 	c->mhd_fd = -1;
+}
+
+void conn_close_notify(struct conn *c)
+{
+	if (c->path != CONN_PATH_KTLS || c->fd < 0 || c->close_notify_sent)
+		return;
+	c->close_notify_sent = true;
+	if (ktls_send_close_notify(c->fd) < 0 && errno != EAGAIN &&
+	    errno != EPIPE && errno != ECONNRESET)
+		log_debug("client %s: close_notify not sent: %s", c->peer_text,
+			  strerror(errno));
 }
 
 void conn_request_begin(struct conn *c)

@@ -85,6 +85,7 @@ struct conn {
 	/* Client bytes forwarded since the last request began: non-zero with
 	 * no active request means a request started but is not complete. */
 	uint64_t pending_request_bytes;
+	bool close_notify_sent; /* kTLS: conn_close_notify() did, once */
 
 	/* handshake.c, until the hand-off (state: conn.c sets CLOSED) */
 	enum conn_state state;
@@ -136,6 +137,15 @@ void conn_admit(struct conn *c);
 void conn_mhd_attach(struct conn *c, int fd, bool tcp);
 /* MHD has let go of its socket (closed or about to close it). */
 void conn_mhd_detach(struct conn *c);
+
+/*
+ * The gateway is about to close a kTLS connection on its own initiative
+ * (MHD shuts the socket down right after): send the client a close_notify
+ * through the kernel, before the FIN. At most once per connection; only
+ * on CONN_PATH_KTLS (the relay's OpenSSL sends its own); never blocks, and
+ * a failure (full send buffer, peer gone) only costs the alert.
+ */
+void conn_close_notify(struct conn *c);
 
 /* An HTTP request starts / ends on this connection. */
 void conn_request_begin(struct conn *c);

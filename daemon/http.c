@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -558,6 +559,47 @@ static void http_log_access(struct http_request *rq,
 	log_access_line(j.buf, j.len);
 }
 
+/* Does the comma-separated header value V list TOKEN (any case)? */
+static bool http_has_token(const char *v, const char *token)
+{
+	size_t tl = strlen(token), n;
+
+	while (v && *v) {
+		v += strspn(v, " \t,");
+		n = strcspn(v, " \t,");
+		if (n == tl && strncasecmp(v, token, tl) == 0)
+			return true;
+		v += n;
+	}
+	return false;
+}
+
+/*
+ * Will MHD close the connection once this callback returns? It calls it
+ * just before its shutdown(SHUT_WR) when it closes, and just before reusing
+ * the connection otherwise, with the same code; so apply its 0.9.75
+ * keep-alive rules: the response said "Connection: close", the request
+ * asked for close, or HTTP/1.0 without keep-alive. An error ends the
+ * connection, but only a request with no response under way gets a
+ * close_notify: a clean end must never follow a truncated response.
+ */
+static bool http_closing(struct http_request *rq,
+			 enum MHD_RequestTerminationCode toe)
+{
+	const char *v;
+
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		return rq->status == 0;
+	if (rq->close_after)
+		return true;
+	v = MHD_lookup_connection_value(rq->mc, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_CONNECTION);
+	if (http_has_token(v, "close"))
+		return true;
+	return rq->version && strcmp(rq->version, MHD_HTTP_VERSION_1_0) == 0 &&
+	       !http_has_token(v, "keep-alive");
+}
+
 static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 			   enum MHD_RequestTerminationCode toe)
 {
@@ -576,6 +618,9 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 		if (why && !strcmp(why, "key update"))
 			rq->note = "client key update";
 	}
+	/* Before MHD's shutdown: the client learns the close is deliberate. */
+	if (rq->conn->path == CONN_PATH_KTLS && http_closing(rq, toe))
+		conn_close_notify(rq->conn);
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())

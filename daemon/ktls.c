@@ -503,6 +503,37 @@ const char *ktls_close_reason(int fd)
 	}
 }
 
+#define KTLS_ALERT_LEVEL_WARNING 1
+
+int ktls_send_close_notify(int fd)
+{
+	unsigned char alert[2] = {KTLS_ALERT_LEVEL_WARNING,
+				  KTLS_ALERT_CLOSE_NOTIFY};
+	union {
+		char buf[CMSG_SPACE(sizeof(unsigned char))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = alert, .iov_len = sizeof(alert)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cmsg;
+
+	memset(&control, 0, sizeof(control));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_TLS;
+	cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+	*CMSG_DATA(cmsg) = KTLS_RECORD_ALERT;
+	/* One whole record (no MSG_MORE: the kernel refuses it with a record
+	 * type); never wait for room in the send buffer. */
+	return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+			       (ssize_t)sizeof(alert)
+		       ? 0
+		       : -1;
+}
+
 /* Why OpenSSL left TX in userspace: the cipher, or something else. */
 static const char *ktls_tx_reason(SSL *ssl)
 {

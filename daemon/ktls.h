@@ -79,6 +79,14 @@ int ktls_after_handshake(SSL *ssl, int fd, const char **reason);
  */
 const char *ktls_close_reason(int fd);
 
+/*
+ * Send a TLS close_notify alert (warning) through the kernel on a socket
+ * whose TX is in the kernel (RFC 8446 6.1: the side that closes says so
+ * first). Never blocks (MSG_DONTWAIT). Returns 0, or -1 with errno
+ * (EAGAIN: send buffer full; EPIPE: already shut down; ...).
+ */
+int ktls_send_close_notify(int fd);
+
 #define KTLS_TLS13_IV_LEN 12
 /*
  * TLS 1.3 traffic key and IV from a traffic SECRET (RFC 8446 7.3:

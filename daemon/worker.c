@@ -203,8 +203,11 @@ static void worker_close_idle(struct worker *w)
 			 * and close; what is queued still goes out. */
 			if (c->relay)
 				relay_drain(c->relay);
-			else if (c->mhd_fd >= 0)
+			else if (c->mhd_fd >= 0) {
+				/* kTLS: MHD wrote everything it had. */
+				conn_close_notify(c);
 				shutdown(c->mhd_fd, SHUT_RD);
+			}
 		}
 	}
 }
