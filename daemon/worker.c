@@ -33,7 +33,9 @@
 struct worker_listener {
 	struct worker *worker;
 	struct loop_watch watch;
-	const struct config_listen *conf;
+	/* A copy: a reload frees the configuration it came from (and a
+	 * listener's address and flags only change with a restart). */
+	struct config_listen conf;
 };
 
 struct worker {
@@ -417,7 +419,7 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 		return;
 	}
 	SSL_set_app_data(c->ssl, c->peer_text);
-	c->proxy_protocol = wl->conf->proxy_protocol;
+	c->proxy_protocol = wl->conf.proxy_protocol;
 	c->state = c->proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(w->loop, &c->watch, fd, EPOLLIN,
 			   worker_on_conn_event) < 0) {
@@ -449,7 +451,7 @@ static void worker_on_accept(struct loop_watch *lw, uint32_t events)
 				return;
 			/* EMFILE and friends: back off until a timer or
 			 * the next event rather than spin. */
-			log_warn("accept on %s: %s", wl->conf->addr.text,
+			log_warn("accept on %s: %s", wl->conf.addr.text,
 				 strerror(errno));
 			return;
 		}
@@ -608,7 +610,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 		w->listeners[i].watch.fd = listen_fds[i];
 	for (i = 0; i < n; i++) {
 		w->listeners[i].worker = w;
-		w->listeners[i].conf = &g->cfg->listen[i];
+		w->listeners[i].conf = g->cfg->listen[i];
 		if (loop_watch_add(w->loop, &w->listeners[i].watch,
 				   listen_fds[i], EPOLLIN,
 				   worker_on_accept) < 0)
