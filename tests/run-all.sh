@@ -24,9 +24,12 @@ PYTHON=/usr/bin/python3	# Debian's, where python3-pytest lives
 SAN_ENV=(UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0:print_summary=1)
 # The asan suite runs every integration test except the ones that bound
-# the daemon's RSS: ASan's shadow memory and quarantine make RSS say
-# nothing about the daemon's buffers (the plain run keeps those bounds).
+# the daemon's RSS (ASan's shadow memory and quarantine make RSS say
+# nothing about the daemon's buffers) and the 200-client load test (a
+# capacity test: the ~3x slower build on a loaded 2-core machine hits the
+# 10 s handshake_timeout). The plain run keeps all of them.
 ASAN_DEFAULT="tests/integration --ignore=tests/integration/test_proxy_rss_bounded.py
+--ignore=tests/integration/test_load_concurrent.py
 --deselect=tests/integration/test_relay_slow_and_aborted_clients.py::test_slow_readers_bounded_memory"
 passed=0 failed=0 skipped=0
 failed_suites=""
