@@ -74,9 +74,14 @@ run_pytest() { # suite dir [pytest args...]
 # listed below:"; a binary that crashes before its summary (or a sanitizer
 # report) counts as one failure.
 run_unit() { # suite dir
-	local p=0 f=0 t out rc tp tf
-	for t in "$2"/test_*; do
-		[ -x "$t" ] || continue
+	local p=0 f=0 t src out rc tp tf
+	for src in tests/unit/test_*.c; do
+		t="$2/$(basename "${src%.c}")"
+		if [ ! -x "$t" ]; then
+			echo "FAILED: $t not built (make $t)"
+			f=$((f + 1))
+			continue
+		fi
 		out=$("$t" 2>&1); rc=$?
 		echo "$out"
 		tp=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' <<<"$out" | tail -1)

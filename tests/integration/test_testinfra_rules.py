@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The test machinery's own rules, each checked by running it on a case
 that must fail:
-- tests/run-all.sh fails a suite that ran zero tests (nothing built) and
-  a suite that does not exist;
+- tests/run-all.sh fails a unit test that is not built, a suite that ran
+  zero tests (nothing built) and a suite that does not exist;
 - under CI=true a skipped test is a failure (this conftest's hook), and
   without CI it stays a skip;
 - a daemon that prints a sanitizer report on its stderr fails the test
@@ -23,8 +23,16 @@ def _runner(tmp_path, suites, **env):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_runner_zero_tests_fails(tmp_path):
+def test_runner_unbuilt_unit_tests_fail(tmp_path):
     p = _runner(tmp_path, "unit", BUILD=str(tmp_path / "nothing-built"))
+    assert p.returncode != 0, p.stdout
+    n = len(list((REPO / "tests" / "unit").glob("test_*.c")))
+    assert p.stdout.count("not built") == n, p.stdout
+    assert p.stdout.strip().splitlines()[-1] == f"0 passed, {n} failed, 0 skipped", p.stdout
+
+
+def test_runner_zero_tests_fails(tmp_path):
+    p = _runner(tmp_path, "asan", ASAN_BUILD=str(tmp_path / "nothing-built"))
     assert p.returncode != 0, p.stdout
     assert "ran zero tests" in p.stdout, p.stdout
     assert p.stdout.strip().splitlines()[-1] == "0 passed, 1 failed, 0 skipped", p.stdout
