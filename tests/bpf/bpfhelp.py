@@ -11,6 +11,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,6 +144,7 @@ class Probe:
         limits_path = str(self.limits_file)
         pass_fds = ()
         preexec = None
+        exe = PROBE
         if self.user is not None:
             # The unprivileged probe cannot open a file in pytest's 0700
             # tmp dir: hand it an open descriptor instead.
@@ -150,12 +152,22 @@ class Probe:
             pass_fds = (lfd,)
             limits_path = f"/dev/fd/{lfd}"
             uid, gid = self.user
+            # Nor run a binary under a checkout whose parents only root
+            # may enter (a clone under /root or mktemp -d): run a copy
+            # from a folder of its own that anyone may enter.
+            if not getattr(self, "public_dir", None):
+                self.public_dir = tempfile.mkdtemp(prefix="mtlsgw-probe-")
+                os.chmod(self.public_dir, 0o755)
+            exe = os.path.join(self.public_dir, PROBE.name)
+            if not os.path.exists(exe):
+                shutil.copy2(PROBE, exe)
+                os.chmod(exe, 0o755)
 
             def preexec():
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
-        args = [str(PROBE), "--instance", self.instance, "--mode", self.mode,
+        args = [str(exe), "--instance", self.instance, "--mode", self.mode,
                 "--limits", limits_path, "--addr", self.addr]
         if self.port:
             args += ["--port", str(self.port)]
@@ -196,6 +208,9 @@ class Probe:
             self.proc.stdout.close()
         if getattr(self, "stderr", None):
             self.stderr.close()
+        if getattr(self, "public_dir", None):
+            shutil.rmtree(self.public_dir, ignore_errors=True)
+            self.public_dir = None
 
     def connect(self, fp="-", cn="-", host=None):
         if host is None:
