@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "ready.h"
 
 #define METRICS_MAX_REASONS 16
 #define METRICS_BUF_SIZE    8192
@@ -117,11 +118,17 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"# TYPE mtlsgw_connections_refused_total counter\n"
 		"mtlsgw_connections_refused_total{reason=\"max_connections\"} "
 		"%llu\n"
-		"mtlsgw_connections_refused_total{reason=\"limits\"} %llu\n",
+		"mtlsgw_connections_refused_total{reason=\"limits\"} %llu\n"
+		"mtlsgw_connections_refused_total{reason=\"proxy_from\"} "
+		"%llu\n"
+		"mtlsgw_connections_refused_total{reason=\"limits_state\"} "
+		"%llu\n",
 		metrics_get(METRICS_CONNS_KTLS),
 		metrics_get(METRICS_CONNS_USERSPACE),
 		metrics_get(METRICS_CONNS_REFUSED_MAX),
-		metrics_get(METRICS_CONNS_REFUSED_LIMITS));
+		metrics_get(METRICS_CONNS_REFUSED_LIMITS),
+		metrics_get(METRICS_CONNS_REFUSED_PROXY_FROM),
+		metrics_get(METRICS_CONNS_REFUSED_LIMITS_STATE));
 	fprintf(f, "# TYPE mtlsgw_userspace_fallback_total counter\n");
 	for (i = 0; i < METRICS_MAX_REASONS; i++) {
 		const char *r = atomic_load(&metrics_reasons[i].reason);
@@ -144,6 +151,8 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"mtlsgw_response_body_bytes_total %llu\n",
 		metrics_get(METRICS_REQUESTS_LIMITED),
 		metrics_get(METRICS_RESPONSE_BYTES));
+	fprintf(f, "# TYPE mtlsgw_ready gauge\nmtlsgw_ready %d\n",
+		ready_blockers() == 0);
 	fflush(f);
 	*len = (size_t)ftell(f);
 	fclose(f);

@@ -15,15 +15,17 @@ enum metrics_counter {
 	METRICS_HANDSHAKES_TIMEOUT,
 	METRICS_CONNS_KTLS,
 	METRICS_CONNS_USERSPACE,
-	METRICS_CONNS_REFUSED_MAX,    /* max_connections */
-	METRICS_CONNS_REFUSED_LIMITS, /* per-identity connection limits */
-	METRICS_REQUESTS_LIMITED,     /* per-identity request rate: 429 */
+	METRICS_CONNS_REFUSED_MAX,	    /* max_connections */
+	METRICS_CONNS_REFUSED_LIMITS,	    /* per-identity connection limits */
+	METRICS_CONNS_REFUSED_LIMITS_STATE, /* no limiter state to be had */
+	METRICS_REQUESTS_LIMITED,	    /* per-identity request rate: 429 */
 	METRICS_REQUESTS_1XX,
 	METRICS_REQUESTS_2XX,
 	METRICS_REQUESTS_3XX,
 	METRICS_REQUESTS_4XX,
 	METRICS_REQUESTS_5XX,
 	METRICS_RESPONSE_BYTES,
+	METRICS_CONNS_REFUSED_PROXY_FROM, /* source not in proxy_from */
 	METRICS_N_COUNTERS
 };
 

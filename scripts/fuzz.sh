@@ -2,22 +2,23 @@
 # SPDX-License-Identifier: MIT
 # Fuzz the parsers that take hostile input, with libFuzzer + ASan + UBSan
 # (clang): PROXY protocol headers, request paths and Range headers,
-# configuration files, and the reverse proxy's upstream response head
-# parser and chunked body decoder. make test runs every target briefly
+# configuration files, request heads (HTTP framing), and the reverse
+# proxy's upstream response head parser and chunked body decoder. make test runs every target briefly
 # (tests/run-all.sh, suite fuzz: MTLSGW_FUZZ_SECONDS each); a longer run
 # is yours to start. Any crash, sanitizer report or fuzzer error exits
 # non-zero; the crashing input is left in build/fuzz/ and the fuzzer's
 # whole output in build/fuzz/TARGET.log.
 #
 #   scripts/fuzz.sh [SECONDS per target, default 60] [TARGET...]
-#   targets: proxyproto path config proxy_head proxy_chunked (default: all)
+#   targets: proxyproto path config http_framing proxy_head proxy_chunked
+#   (default: all)
 #
 # Ends with "fuzz: N targets, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
-TARGETS=${*:-proxyproto path config proxy_head proxy_chunked}
+TARGETS=${*:-proxyproto path config http_framing proxy_head proxy_chunked}
 PKGS="libmicrohttpd inih openssl libbpf"
 OUT=build/fuzz
 make -s build/mtlsgw >/dev/null # generates build/*.skel.h for limits_bpf.c
@@ -45,6 +46,7 @@ seed() { # target
 	proxyproto) printf 'PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n' >"$c/v1" ;;
 	path) printf '/a/%%2e%%2e/b' >"$c/p"; printf 'bytes=0-9' >"$c/r" ;;
 	config) cp conf/mtlsgw.conf "$c/" ;;
+	http_framing) printf 'POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX: a\r\n b\r\n\r\n' >"$c/h" ;;
 	proxy_head)
 		printf 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Foo\r\nX-Foo: bar\r\n\r\nhello' >"$c/h1"
 		printf 'HTTP/1.0 204 No Content\nTransfer-Encoding: gzip, chunked\n\n' >"$c/h2" ;;

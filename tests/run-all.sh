@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite of mtlsgw and end with one line of counts:
 #   N passed, N failed, N skipped
-# Suites: format check, C unit tests (cmocka), integration and BPF tests
+# Suites: format check, layer check (scripts/check-layers.sh), C unit
+# tests (cmocka), integration and BPF tests
 # (pytest against the real daemon), the unit and integration tests again on
 # the ASan+UBSan build (build-asan, `make asan`), a short run of every fuzz
 # target (scripts/fuzz.sh), kTLS tests in a VM (scripts/vm-test.sh).
@@ -17,7 +18,7 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 ASAN_BUILD=${ASAN_BUILD:-build-asan}
-SUITES=${MTLSGW_SUITES:-"format unit integration bpf asan fuzz vm"}
+SUITES=${MTLSGW_SUITES:-"format layers unit integration bpf asan fuzz vm"}
 PYTHON=/usr/bin/python3	# Debian's, where python3-pytest lives
 # Sanitizer settings for the asan suite: stop at the first report, with a
 # stack; leaks are checked when a daemon exits (after SIGTERM).
@@ -99,6 +100,8 @@ for suite in $SUITES; do
 	case $suite in
 	format)
 		if make -s format-check; then add format 1 0 0; else add format 0 1 0; fi ;;
+	layers)
+		if scripts/check-layers.sh daemon; then add layers 1 0 0; else add layers 0 1 0; fi ;;
 	unit) run_unit unit "$BUILD"/tests/unit ;;
 	integration) run_pytest integration tests/integration ;;
 	bpf) run_pytest bpf tests/bpf ;;
