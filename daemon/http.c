@@ -34,8 +34,7 @@ struct http_server {
 	struct conn *adding;	 /* set around MHD_add_connection */
 	bool draining;
 	bool running;
-	bool wake; /* http_server_wake() during MHD_run */
-	unsigned connections;
+	bool wake;		  /* http_server_wake() during MHD_run */
 	struct proxy_pool *proxy; /* idle upstream connections (proxy.c) */
 };
 
@@ -98,13 +97,20 @@ static void http_ktls_closed(struct conn *c)
 {
 	const char *why = c->fd >= 0 ? ktls_close_reason(c->fd) : NULL;
 
+	static struct log_ratelimit rl;
+
 	if (!why)
 		return;
-	if (strcmp(why, "key update") == 0)
-		log_info("client %s: sent a TLS 1.3 KeyUpdate; kTLS receive "
-			 "cannot follow a key change: connection closed",
-			 c->peer_text);
-	else
+	if (strcmp(why, "key update") == 0) {
+		/* Once per connection (it ends here), rate-limited: any
+		 * client can send one. */
+		metrics_inc(METRICS_KTLS_KEY_UPDATE_CLOSES);
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: sent a TLS 1.3 KeyUpdate; kTLS "
+				"receive cannot follow a key change: "
+				"connection closed",
+				c->peer_text);
+	} else
 		log_debug("client %s: %s: connection closed", c->peer_text,
 			  why);
 }
@@ -128,11 +134,9 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 					       1000));
 		*socket_context = s->adding;
 		s->adding = NULL;
-		s->connections++;
 		return;
 	}
 	c = *socket_context;
-	s->connections--;
 	if (!c)
 		return;
 	*socket_context = NULL;
@@ -178,11 +182,6 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 	}
 	http_run(s);
 	return 0;
-}
-
-unsigned http_server_connections(struct http_server *s)
-{
-	return s->connections;
 }
 
 void http_server_drain(struct http_server *s)
@@ -324,8 +323,6 @@ static size_t http_header_size(struct http_request *rq)
 	return total;
 }
 
-/* First call for a request: route and check everything that does not need
- * the body. Returns MHD_YES with rq->status still 0 to go on. */
 /* Does the request carry a body MHD would have to read first? */
 static bool http_has_body(struct http_request *rq)
 {
@@ -571,6 +568,14 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	if (!rq)
 		return;
 	*req_cls = NULL;
+	/* A KeyUpdate ended a request in progress on kTLS: say so. */
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !rq->note &&
+	    rq->conn->path == CONN_PATH_KTLS && rq->conn->fd >= 0) {
+		const char *why = ktls_close_reason(rq->conn->fd);
+
+		if (why && !strcmp(why, "key update"))
+			rq->note = "client key update";
+	}
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())
@@ -598,6 +603,12 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
+	/* MHD says these on every response over the socketpair: decide on
+	 * the format, before paying for vsnprintf. */
+	if (!log_enabled(LOG_LVL_DEBUG) &&
+	    (strstr(fmt, "option to %s state failed") ||
+	     strstr(fmt, "Failed to push the data")))
+		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && msg[n - 1] == '\n')

@@ -23,6 +23,7 @@ DIR=${1:-daemon}
 # what it may use plus one.
 LAYERS='
 log 0
+hex 0
 ready 0
 url 0
 loop 1
@@ -33,6 +34,7 @@ proxyproto 2
 listener 2
 ktls 2
 crl 2
+verifycache 3
 gen 2
 limits 2
 fleet 2
