@@ -107,9 +107,22 @@ run: deps
 	$(Q)scripts/gen-certs.sh certs
 	$(Q)scripts/run-demo.sh
 
+# --- sanitizer build: the daemon and the unit tests again, with gcc's
+# AddressSanitizer and UndefinedBehaviorSanitizer, in a folder of their own
+# (its own BPF skeletons too: BPF_CFLAGS never see these flags). make test
+# runs the unit and integration suites on it (tests/run-all.sh, suite asan).
+ASAN_BUILD  ?= build-asan
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined
+.PHONY: asan
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) \
+		CFLAGS="$(ASAN_CFLAGS)" $(ASAN_BUILD)/mtlsgw \
+		$(UNIT_SRCS:%.c=$(ASAN_BUILD)/%)
+
 # --- tests: every suite, one closing line with the counts
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) asan
 	$(Q)tests/run-all.sh
 
 # Dependencies between daemon/ modules point down the layer list.
@@ -120,4 +133,4 @@ format-check:
 	$(Q)clang-format --dry-run --Werror $(wildcard daemon/*.[ch] include/*.h bpf/*.c tools/*.c tests/unit/*.c tests/fuzz/*.c)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -105,7 +105,7 @@ static const struct config_keyword config_keywords[] = {
 	   .line_offset = CFG(client_ca_line)),
 	KW("crl", SEC_TLS, T_FILE, CFG(crl), .flags = KW_LINE,
 	   .line_offset = CFG(crl_line)),
-	KW("verify_depth", SEC_TLS, T_UINT, CFG(verify_depth), .min = 0,
+	KW("verify_depth", SEC_TLS, T_UINT, CFG(verify_depth), .min = 1,
 	   .max = 16),
 	KW("min_version", SEC_TLS, T_ENUM, CFG(min_version),
 	   .values = config_enum_min_version),

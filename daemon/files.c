@@ -684,13 +684,49 @@ static int files_root_fd(const void *cfg, const char *root)
 	return fd;
 }
 
-enum MHD_Result files_handle(struct http_request *rq)
+enum files_dir {
+	FILES_DIR_INDEX,    /* *FD, *ST: the directory's index file */
+	FILES_DIR_ANSWERED, /* *R: redirect to "dir/", or 403 (no index) */
+	FILES_DIR_FAILED,   /* errno says why */
+};
+
+/* REL, under ROOTFD, is a directory: redirect "dir" to "dir/", else open
+ * its index file. No directory listings. */
+static enum files_dir files_dir_index(struct http_request *rq, int rootfd,
+				      const char *rel, const char *index,
+				      int *fd, struct stat *st,
+				      enum MHD_Result *r)
 {
 	char idx[PATH_MAX];
+	int err;
+
+	*fd = -1;
+	if (rq->path[strlen(rq->path) - 1] != '/') {
+		*r = files_redirect_dir(rq);
+		return FILES_DIR_ANSWERED;
+	}
+	*fd = files_open_index(rootfd, rel, index, idx, sizeof(idx));
+	if (*fd >= 0 && fstat(*fd, st) == 0)
+		return FILES_DIR_INDEX;
+	err = errno;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	if (err == ENOENT || err == ENOTDIR) {
+		rq->note = "no index";
+		*r = http_respond_text(rq, 403, "403 Forbidden\n");
+		return FILES_DIR_ANSWERED;
+	}
+	errno = err;
+	return FILES_DIR_FAILED;
+}
+
+enum MHD_Result files_handle(struct http_request *rq)
+{
 	const char *rel, *name, *index, *what = "open";
+	enum MHD_Result r;
 	struct stat st;
 	int rootfd, fd = -1, err;
-	size_t plen;
 
 	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(rq->method, MHD_HTTP_METHOD_HEAD) != 0) {
@@ -731,25 +767,17 @@ enum MHD_Result files_handle(struct http_request *rq)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		close(fd);
-		fd = -1;
-		plen = strlen(rq->path);
-		if (rq->path[plen - 1] != '/')
-			return files_redirect_dir(rq);
 		what = "index";
-		fd = files_open_index(rootfd, rel, index, idx, sizeof(idx));
-		if (fd < 0 || fstat(fd, &st) < 0) {
+		switch (files_dir_index(rq, rootfd, rel, index, &fd, &st, &r)) {
+		case FILES_DIR_ANSWERED:
+			return r;
+		case FILES_DIR_FAILED:
 			err = errno;
-			if (err == ENOENT || err == ENOTDIR) {
-				/* No directory listings. */
-				if (fd >= 0)
-					close(fd);
-				rq->note = "no index";
-				return http_respond_text(rq, 403,
-							 "403 Forbidden\n");
-			}
 			goto fail;
+		case FILES_DIR_INDEX:
+			name = index;
+			break;
 		}
-		name = index;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);

@@ -75,7 +75,8 @@ static char *identity_strndup(const void *s, size_t len)
 
 	if (!p)
 		return NULL;
-	memcpy(p, s, len);
+	if (len) /* S may be NULL then: memcpy's arguments must not be */
+		memcpy(p, s, len);
 	p[len] = '\0';
 	return p;
 }

@@ -363,13 +363,63 @@ static void limits_drop_old_buckets(const char *path)
 	close(fd);
 }
 
+/* Open the skeleton, pin each map under pin_dir (reusing a map pinned by
+ * an earlier run: NEW_MAP[i] says which were created) and load the
+ * programs. The caller's cleanup undoes it. */
+static int limits_bpf_load(struct limits *l, struct bpf_map *maps[4],
+			   int new_map[4], char *why, size_t n)
+{
+	char path[256];
+	int err, i;
+
+	l->skel = mtlsgw_bpf__open();
+	if (!l->skel) {
+		limits_why(why, n, "open BPF object: %s", strerror(errno));
+		return -1;
+	}
+	maps[0] = l->skel->maps.cert_stats;
+	maps[1] = l->skel->maps.cert_limits;
+	maps[2] = l->skel->maps.cert_buckets;
+	maps[3] = l->skel->maps.conn_identity;
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", l->pin_dir,
+			 bpf_map__name(maps[i]));
+		if (maps[i] == l->skel->maps.cert_buckets)
+			limits_drop_old_buckets(path);
+		new_map[i] = access(path, F_OK) != 0;
+		err = bpf_map__set_pin_path(maps[i], path);
+		if (err) {
+			limits_why(why, n, "pin path %s: %s", path,
+				   strerror(-err));
+			return -1;
+		}
+	}
+	err = mtlsgw_bpf__load(l->skel);
+	if (err) {
+		/* libbpf refuses to reuse a pinned map of another layout. */
+		limits_why(why, n, "load BPF programs: %s%s%s%s",
+			   strerror(-err),
+			   err == -EINVAL ? " (maps pinned by an older version "
+					    "in "
+					  : "",
+			   err == -EINVAL ? l->pin_dir : "",
+			   err == -EINVAL ? "? remove them with rm -r)" : "");
+		return -1;
+	}
+	l->fd_stats = bpf_map__fd(l->skel->maps.cert_stats);
+	l->fd_limits = bpf_map__fd(l->skel->maps.cert_limits);
+	l->fd_buckets = bpf_map__fd(l->skel->maps.cert_buckets);
+	l->fd_conns = bpf_map__fd(l->skel->maps.conn_identity);
+
+	return 0;
+}
+
 int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 		    size_t n)
 {
-	struct bpf_map *maps[4];
+	struct bpf_map *maps[4] = {NULL};
 	int created[LIMITS_NPROGS] = {0}, new_map[4] = {0};
-	char path[256];
-	int cgfd = -1, err, i, rc = -1, made_dir;
+	int cgfd = -1, i, rc = -1, made_dir;
 	uint64_t cgid;
 
 	libbpf_set_print(limits_libbpf_print);
@@ -391,45 +441,8 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 		goto cleanup;
 	}
 
-	l->skel = mtlsgw_bpf__open();
-	if (!l->skel) {
-		limits_why(why, n, "open BPF object: %s", strerror(errno));
+	if (limits_bpf_load(l, maps, new_map, why, n) < 0)
 		goto cleanup;
-	}
-	maps[0] = l->skel->maps.cert_stats;
-	maps[1] = l->skel->maps.cert_limits;
-	maps[2] = l->skel->maps.cert_buckets;
-	maps[3] = l->skel->maps.conn_identity;
-	for (i = 0; i < 4; i++) {
-		snprintf(path, sizeof(path), "%s/%s", l->pin_dir,
-			 bpf_map__name(maps[i]));
-		if (maps[i] == l->skel->maps.cert_buckets)
-			limits_drop_old_buckets(path);
-		new_map[i] = access(path, F_OK) != 0;
-		err = bpf_map__set_pin_path(maps[i], path);
-		if (err) {
-			limits_why(why, n, "pin path %s: %s", path,
-				   strerror(-err));
-			goto cleanup;
-		}
-	}
-	err = mtlsgw_bpf__load(l->skel);
-	if (err) {
-		/* libbpf refuses to reuse a pinned map of another layout. */
-		limits_why(why, n, "load BPF programs: %s%s%s%s",
-			   strerror(-err),
-			   err == -EINVAL ? " (maps pinned by an older version "
-					    "in "
-					  : "",
-			   err == -EINVAL ? l->pin_dir : "",
-			   err == -EINVAL ? "? remove them with rm -r)" : "");
-		goto cleanup;
-	}
-	l->fd_stats = bpf_map__fd(l->skel->maps.cert_stats);
-	l->fd_limits = bpf_map__fd(l->skel->maps.cert_limits);
-	l->fd_buckets = bpf_map__fd(l->skel->maps.cert_buckets);
-	l->fd_conns = bpf_map__fd(l->skel->maps.conn_identity);
-
 	if (limits_bpf_sync(l, cfg) < 0) {
 		limits_why(why, n, "write %s/cert_limits: %s", l->pin_dir,
 			   strerror(errno));

@@ -30,6 +30,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "ready.h"
+#include "reload.h"
 #include "tls.h"
 #include "version.h" /* generated: build/version.h (MTLSGW_VERSION) */
 #include "worker.h"
@@ -58,17 +59,18 @@ static void main_usage(FILE *out)
 		MAIN_DEFAULT_CONFIG);
 }
 
-/* Config and TLS context, both checked; errors on stderr as FILE:LINE.
+/* Config and TLS context, both checked; errors on ERRORS as FILE:LINE.
  * KTLS: switch OpenSSL's kTLS on for the new context. */
-static struct gen *main_load(const char *path, unsigned id, bool ktls)
+static struct gen *main_load(const char *path, unsigned id, bool ktls,
+			     FILE *errors)
 {
 	struct config *cfg = NULL;
 	SSL_CTX *ctx;
 	struct gen *g;
 
-	if (config_load(path, stderr, &cfg) < 0)
+	if (config_load(path, errors, &cfg) < 0)
 		return NULL;
-	ctx = tls_ctx_new(cfg, stderr);
+	ctx = tls_ctx_new(cfg, errors);
 	if (!ctx) {
 		config_free(cfg);
 		return NULL;
@@ -181,20 +183,31 @@ static int main_start_workers(struct gateway *gw)
 
 static void main_reload(struct gateway *gw)
 {
-	struct gen *g = main_load(gw->config_path, gw->gen->id + 1,
-				  gw->shared.ktls_usable);
 	const struct config *old, *cfg;
+	char *errs = NULL;
+	size_t errs_len = 0;
+	FILE *errors = open_memstream(&errs, &errs_len);
+	struct gen *g;
 	unsigned i;
 	size_t k;
 
+	/* The load's FILE:LINE errors go to the error log, not to stderr. */
+	g = main_load(gw->config_path, gw->gen->id + 1, gw->shared.ktls_usable,
+		      errors ? errors : stderr);
+	if (errors) {
+		fclose(errors);
+		reload_log_errors(errs, errs_len);
+		free(errs);
+	}
 	if (!g) {
-		log_error("reload of %s failed (errors above): still serving "
-			  "configuration %u",
+		log_error("reload of %s failed: still serving configuration "
+			  "%u",
 			  gw->config_path, gw->gen->id);
 		return;
 	}
 	old = gw->gen->cfg;
 	cfg = g->cfg;
+	reload_warn_fixed(old, cfg);
 	if (cfg->n_listen != old->n_listen || cfg->workers != old->workers)
 		log_warn("reload: listen and workers changes need a restart");
 	for (k = 0; k < cfg->n_listen && k < old->n_listen; k++)
@@ -414,7 +427,7 @@ int main(int argc, char **argv)
 	if (status >= 0)
 		return status;
 	status = 1;
-	gw.gen = main_load(gw.config_path, 1, false);
+	gw.gen = main_load(gw.config_path, 1, false, stderr);
 	if (!gw.gen)
 		return 1;
 	cfg = gw.gen->cfg;

@@ -142,7 +142,7 @@ static ssize_t proxy_body_error(struct proxy_req *pr, const char *detail)
 
 /* Decode chunked bytes from ibuf into BUF. Returns bytes produced (0:
  * needs input, or the end was reached: see body_complete) or -1. */
-static ssize_t proxy_dechunk(struct proxy_req *pr, char *buf, size_t max)
+ssize_t proxy_dechunk(struct proxy_req *pr, char *buf, size_t max)
 {
 	size_t out = 0;
 

@@ -123,6 +123,9 @@ static inline const char *proxy_server_text(const struct proxy_req *pr)
 
 /* proxy.c */
 void proxy_resume(struct proxy_req *pr);
+/* The chunked decoder: from pr->ibuf[ioff..ilen) into BUF (uses and moves
+ * ioff, chunk_state, remaining, body_complete only; fuzzed on its own). */
+ssize_t proxy_dechunk(struct proxy_req *pr, char *buf, size_t max);
 ssize_t proxy_body_reader(void *cls, uint64_t pos, char *buf, size_t max);
 void proxy_body_reader_free(void *cls);
 void proxy_upgrade_cb(void *cls, struct MHD_Connection *mc, void *req_cls,
@@ -130,6 +133,14 @@ void proxy_upgrade_cb(void *cls, struct MHD_Connection *mc, void *req_cls,
 		      MHD_socket sock, struct MHD_UpgradeResponseHandle *urh);
 
 /* proxy_upstream.c */
+/* The response head's parser (pure: fuzzed on its own). */
+struct proxy_hdr {
+	char *name, *value;
+};
+char *proxy_head_end(char *buf, size_t len);
+int proxy_split_head(char *head, char *end, unsigned *status, bool *http10,
+		     struct proxy_hdr *h, int max, const char **why);
+int proxy_parse_length(const char *v, uint64_t *out);
 void proxy_idle_free_all(struct proxy_pool *p);
 void proxy_close_upstream(struct proxy_req *pr);
 void proxy_upstream_done(struct proxy_req *pr);

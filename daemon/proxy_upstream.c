@@ -254,7 +254,7 @@ void proxy_progress(struct proxy_req *pr)
 /* ---- the response head ---- */
 
 /* End of the head in BUF (after the empty line), or NULL. */
-static char *proxy_head_end(char *buf, size_t len)
+char *proxy_head_end(char *buf, size_t len)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
 		if (buf[i] != '\n')
@@ -273,10 +273,6 @@ static bool proxy_token_char(char c)
 	       (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
 }
 
-struct proxy_hdr {
-	char *name, *value;
-};
-
 /* The line at *LINE, NUL-terminated in place (without CR LF); *LINE
  * moves past it. HEAD_END bounds the search: the head ends in "\n". */
 static char *proxy_next_line(char **line, char *head_end)
@@ -294,9 +290,8 @@ static char *proxy_next_line(char **line, char *head_end)
 
 /* Split the head [HEAD, END) in place into the status and header lines.
  * Returns the number of headers or -1. */
-static int proxy_split_head(char *head, char *end, unsigned *status,
-			    bool *http10, struct proxy_hdr *h, int max,
-			    const char **why)
+int proxy_split_head(char *head, char *end, unsigned *status, bool *http10,
+		     struct proxy_hdr *h, int max, const char **why)
 {
 	char *cur = head, *line = proxy_next_line(&cur, end);
 	int n = 0;
@@ -340,7 +335,7 @@ static int proxy_split_head(char *head, char *end, unsigned *status,
 	return n;
 }
 
-static int proxy_parse_length(const char *v, uint64_t *out)
+int proxy_parse_length(const char *v, uint64_t *out)
 {
 	uint64_t n = 0;
 

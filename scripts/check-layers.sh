@@ -38,6 +38,7 @@ verifycache 3
 gen 2
 limits 2
 fleet 2
+reload 2
 ocsp 3
 tls 4
 conn 4

@@ -42,10 +42,10 @@ command -v openssl >/dev/null || { echo "$0: openssl not found" >&2; exit 1; }
 # Everything this script produces; all present => nothing to do.
 KEYS="ca.key intermediate.key server.key client1.key client2.key
 unknown-ca-root.key unknown-ca.key expired.key revoked.key server-eku.key
-deep-intermediate.key deep-sub1.key deep-sub2.key deep.key ocsp.key"
+deep-intermediate.key deep-sub1.key deep-sub2.key deep.key ocsp.key chain2.key chain4.key"
 CERTS="ca.crt intermediate.crt client-ca.pem crl.pem server.crt client1.crt
 client2.crt unknown-ca-root.crt unknown-ca.crt expired.crt revoked.crt
-server-eku.crt deep.crt ocsp.crt"
+server-eku.crt deep.crt ocsp.crt chain2.crt chain4.crt"
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -146,7 +146,7 @@ EOF
 # (scripts/run-demo.sh does not start a responder; tests set
 # ocsp_responder to the responder they start on a free port).
 OCSP_URL="http://127.0.0.1:8888/"
-for name in client1 client2 unknown-ca expired revoked deep; do
+for name in client1 client2 unknown-ca expired revoked deep chain2 chain4; do
 	cat >>"$CA/ext.cnf" <<EOF
 
 [client_$name]
@@ -303,6 +303,12 @@ ca_sign deep-sub1 deep-sub2 "$O/CN=mtlsgw demo deep sub CA 2" deep_sub2 \
 ca_init deep-sub2
 ca_sign deep-sub2 deep "$O/CN=deep" client_deep
 cp "$DIR/deep.crt" "$CA/deep-leaf.crt"
+# --- chains of 2 and 4 certificates, for verify_depth 1 and 2: chain2 is
+# signed by the root itself (leaf + root), chain4 by deep-sub1 (leaf +
+# deep-sub1 + deep-intermediate + root); client1 is the chain of 3.
+ca_sign ca chain2 "$O/CN=chain2" client_chain2
+ca_sign deep-sub1 chain4 "$O/CN=chain4" client_chain4
+cat "$DIR/deep-sub1.crt" "$DIR/deep-intermediate.crt" >>"$DIR/chain4.crt"
 cat "$CA/deep-leaf.crt" "$DIR/deep-sub2.crt" "$DIR/deep-sub1.crt" \
 	"$DIR/deep-intermediate.crt" >"$DIR/deep.crt"
 
@@ -343,4 +349,10 @@ v "unable to get local issuer certificate" "$DIR/unknown-ca.crt"
 v "certificate chain too long" "$DIR/deep.crt" -untrusted "$DIR/deep.crt"
 # ... and only its length: with a larger depth it verifies.
 v OK "$DIR/deep.crt" -untrusted "$DIR/deep.crt" -verify_depth 3
+# chain2, client1 and chain4 are chains of 2, 3 and 4 certificates: the
+# CLI's depth counts the CAs between leaf and anchor (0, 1, 2).
+v OK "$DIR/chain2.crt" -verify_depth 0
+v OK "$DIR/chain4.crt" -untrusted "$DIR/chain4.crt"
+v "certificate chain too long" "$DIR/chain4.crt" -untrusted "$DIR/chain4.crt" \
+	-verify_depth 1
 echo "gen-certs: done ($DIR)"

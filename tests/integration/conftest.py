@@ -20,10 +20,16 @@ served tree with known files, and the real daemon on a free loopback port.
 
 A test that runs longer than its timeout (default 120 s, or
 @pytest.mark.timeout(N)) fails with a TimeoutError.
+
+Under CI=true a skipped test is a failure (this conftest's hooks serve the
+BPF suite too). A daemon whose stderr holds an AddressSanitizer,
+LeakSanitizer or UndefinedBehaviorSanitizer report (the build-asan binary,
+through MTLSGW_BIN) fails the test that started it.
 """
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -64,6 +70,38 @@ def pytest_runtest_call(item):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def in_ci():
+    return os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skip is a failure: a test that does not run in CI
+    proves nothing there."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and in_ci() and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under CI=true, which is a failure: {reason}"
+
+
+# A sanitizer's report on the daemon's stderr: ASan/LSan "==PID==ERROR:
+# AddressSanitizer: ...", UBSan "FILE:LINE:COL: runtime error: ...".
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (Address|Leak)Sanitizer|^\S+:\d+:\d+: runtime error: "
+    r"|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer", re.M)
+
+
+def sanitizer_report(text):
+    """The sanitizer report in TEXT (from its first line), or None."""
+    m = SANITIZER_REPORT.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    return text[start:start + 6000]
 
 
 # --- the binary under test
@@ -296,6 +334,22 @@ class GatewayFactory:
         # "@PORT@" in a value stands for the port the gateway is checked on.
         return (render_config(secs) + extra).replace("@PORT@", str(port))
 
+    @staticmethod
+    def _stop_one(gw):
+        if gw.returncode is not None and gw.proc.poll() is not None:
+            return []  # the test stopped it and checked the code itself
+        if gw.proc.poll() is not None:
+            problem = (f"mtlsgw on port {gw.port} exited by itself during the "
+                       f"tests (exit {gw.proc.returncode}); stderr tail:\n"
+                       f"{gw.stderr()[-3000:]}")
+            gw.stop()
+            return [problem]
+        rc = gw.stop()
+        if rc != 0:
+            return [f"mtlsgw on port {gw.port} did not exit 0 on SIGTERM "
+                    f"(exit {rc}); stderr tail:\n{gw.stderr()[-3000:]}"]
+        return []
+
     def __call__(self, **opts):
         workdir = self.tmp.mktemp("gw")
         for attempt in range(3):
@@ -316,18 +370,11 @@ class GatewayFactory:
     def stop_all(self):
         problems = []
         for gw in self.started:
-            if gw.returncode is not None and gw.proc.poll() is not None:
-                continue  # the test stopped it and checked the code itself
-            if gw.proc.poll() is not None:
-                problems.append(f"mtlsgw on port {gw.port} exited by itself during the "
-                                f"tests (exit {gw.proc.returncode}); stderr tail:\n"
-                                f"{gw.stderr()[-3000:]}")
-                gw.stop()
-                continue
-            rc = gw.stop()
-            if rc != 0:
-                problems.append(f"mtlsgw on port {gw.port} did not exit 0 on SIGTERM "
-                                f"(exit {rc}); stderr tail:\n{gw.stderr()[-3000:]}")
+            problems += self._stop_one(gw)
+            report = sanitizer_report(gw.stderr())
+            if report:
+                problems.append(f"mtlsgw on port {gw.port}: sanitizer report on its "
+                                f"stderr:\n{report}")
         self.started = []
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)

@@ -446,7 +446,7 @@ static void test_units(void **state)
 			"min_version = 1.3\n"
 			"ktls = off\n"
 			"session_tickets = false\n"
-			"verify_depth = 0\n"
+			"verify_depth = 1\n"
 			"[upstream u]\n"
 			"server = 127.0.0.1:1\n"
 			"read_timeout = 1h\n"
@@ -475,7 +475,7 @@ static void test_units(void **state)
 	assert_int_equal(cfg->min_version, TLS1_3_VERSION);
 	assert_int_equal(cfg->ktls, CONFIG_KTLS_OFF);
 	assert_false(cfg->session_tickets);
-	assert_int_equal(cfg->verify_depth, 0);
+	assert_int_equal(cfg->verify_depth, 1);
 	assert_int_equal(cfg->upstreams[0].read_timeout_ms, 3600000);
 	assert_int_equal(cfg->upstreams[0].keepalive, 0);
 	assert_int_equal(cfg->limit_default.req_rate, 10);
@@ -759,6 +759,8 @@ static void test_error_bad_values(void **state)
 		{"session_tickets = maybe",
 		 "bad value 'maybe' for session_tickets: expected yes or no"},
 		{"verify_depth = 17", "bad value '17' for verify_depth"},
+		{"verify_depth = 0", "bad value '0' for verify_depth: expected "
+				     "a number from 1 to 16"},
 		{"handshake_timeout = 2d", "bad value '2d' for handshake"},
 	};
 	for (size_t i = 0; i < sizeof(tls_cases) / sizeof(tls_cases[0]); i++) {
