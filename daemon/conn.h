@@ -73,6 +73,8 @@ struct conn {
 	unsigned refs;
 	bool limits_bound;	  /* limits_admit() accepted it */
 	bool limits_refused;	  /* over a connection limit: 429, then close */
+	bool fleet_bound;	  /* fleet_conn_open() counted it */
+	bool fleet_blocked;	  /* on the fleet block list: 403, then close */
 	unsigned retry_after_s;	  /* for that 429 */
 	struct conn *prev, *next; /* worker's list of live connections */
 };

@@ -5,10 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleet.h"
 #include "metrics.h"
 
 #define METRICS_MAX_REASONS 16
-#define METRICS_BUF_SIZE    8192
+#define METRICS_BUF_SIZE    16384
 
 static _Atomic unsigned long long metrics_counters[METRICS_N_COUNTERS];
 
@@ -144,6 +145,7 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"mtlsgw_response_body_bytes_total %llu\n",
 		metrics_get(METRICS_REQUESTS_LIMITED),
 		metrics_get(METRICS_RESPONSE_BYTES));
+	fleet_metrics_write(f);
 	fflush(f);
 	*len = (size_t)ftell(f);
 	fclose(f);

@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "fleet.h"
 #include "http.h"
 #include "identity.h"
 #include "ktls.h"
@@ -124,6 +125,10 @@ static void worker_conn_unlink(struct conn *c)
 
 void conn_tcp_closing(struct conn *c)
 {
+	if (c->fleet_bound) {
+		c->fleet_bound = false;
+		fleet_conn_close(c->worker->shared->fleet, c->fd);
+	}
 	if (!c->limits_bound)
 		return;
 	c->limits_bound = false;
@@ -203,6 +208,32 @@ static int worker_handoff(struct conn *c)
 	return http_server_add(w->http, c, sp[1]);
 }
 
+/* Fleet-wide limits and the block list, decided in memory (fleet.h). */
+static void worker_admit_fleet(struct conn *c)
+{
+	struct fleet *f = c->worker->shared->fleet;
+	unsigned retry = 1;
+	int r;
+
+	if (!f || !c->id.verified || !c->id.fingerprint[0])
+		return;
+	r = fleet_conn_open(f, c->fd, c->id.fingerprint, &retry);
+	if (r == FLEET_OK) {
+		c->fleet_bound = true;
+	} else if (r == FLEET_BLOCKED) {
+		c->fleet_blocked = true;
+		log_info("client %s: sha256:%s is on the fleet block list: 403",
+			 c->peer_text, c->id.fingerprint);
+	} else {
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS);
+		c->limits_refused = true;
+		c->retry_after_s = retry ? retry : 1;
+		log_info("client %s: fleet connection limit reached for %s: "
+			 "429",
+			 c->peer_text, c->id.fingerprint);
+	}
+}
+
 /* Per-identity connection limits, in the kernel when BPF is on. A refused
  * connection still reaches HTTP, where its first request is answered 429
  * with Retry-After and the connection closed: nothing is forwarded. */
@@ -230,6 +261,9 @@ static void worker_admit(struct conn *c)
 			 "admitting",
 			 c->peer_text, strerror(errno));
 	}
+	if (c->limits_refused)
+		return;
+	worker_admit_fleet(c);
 }
 
 static void worker_handshake_done(struct conn *c)

@@ -14,6 +14,7 @@
 #include "config.h"
 
 struct limits;
+struct fleet;
 
 /* A configuration generation: the parsed config and the TLS context built
  * from it, swapped in whole on reload. Connections keep the generation they
@@ -35,6 +36,7 @@ struct worker;
  * for the atomic counters. */
 struct worker_shared {
 	struct limits *limits;
+	struct fleet *fleet; /* NULL without [fleet] */
 	bool ktls_usable;
 	const char
 		*no_ktls_reason; /* static: "ktls off", "kernel has no ktls" */

@@ -11,6 +11,7 @@ libbpf-dev bpftool libelf-dev zlib1g-dev
 libcmocka-dev python3 python3-pytest curl
 qemu-system-x86 cpio busybox-static kmod iproute2 systemd
 nginx-light wrk
+redis-server redis-tools libhiredis-dev
 "
 
 missing=""
