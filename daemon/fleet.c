@@ -57,8 +57,8 @@ static int fleet_cmp_limit(const void *a, const void *b)
 		      ((const struct fleet_limit *)b)->fp);
 }
 
-static void fleet_limit_from(struct fleet_limit *l, const struct config_limit *c,
-			     const char *fp)
+static void fleet_limit_from(struct fleet_limit *l,
+			     const struct config_limit *c, const char *fp)
 {
 	memset(l, 0, sizeof(*l));
 	snprintf(l->fp, sizeof(l->fp), "%s", fp);
@@ -355,8 +355,14 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	fleet_local_window(e, now);
 	mode = fleet_mode(f, now, fail);
 	if (lim.req_rate && mode == 1) {
+		/* In a window no sync has reported yet, every gateway takes
+		 * only its share, so that they do not each admit the whole
+		 * rate before the first sync of the window. */
 		known = now < e->v_win_end_ms ? e->v_req : 0;
-		if (known + e->inflight + e->d_req >= lim.req_rate) {
+		if (now >= e->v_win_end_ms && e->v_hosts > 1 &&
+		    e->inflight + e->d_req >= fleet_share(f, e, lim.req_rate)) {
+			v = FLEET_LIMITED;
+		} else if (known + e->inflight + e->d_req >= lim.req_rate) {
 			v = FLEET_LIMITED;
 			if (now < e->v_win_end_ms)
 				*retry_after_s = (unsigned)((e->v_win_end_ms -
@@ -582,7 +588,8 @@ void fleet_reload(struct fleet *f, const struct config *cfg)
 		return;
 	nl = fleet_limits_new(cfg);
 	if (!nl) {
-		log_error("fleet: reload: out of memory; old fleet limits stay");
+		log_error(
+			"fleet: reload: out of memory; old fleet limits stay");
 		return;
 	}
 	pthread_rwlock_wrlock(&f->lims_lock);

@@ -28,19 +28,20 @@
 #include "config.h"
 #include "fleet.h"
 
-#define FLEET_FP_LEN	    64
-#define FLEET_CHAINS	    65536
-#define FLEET_STRIPES	    64
-#define FLEET_MAX_ENTRIES   (1u << 20)
-#define FLEET_MAX_FDS	    (1u << 20)
-#define FLEET_IDLE_MS	    60000 /* forget an identity idle this long */
-#define FLEET_HOLD_MIN_MS   1000  /* hold = max(5 x sync_interval, this) */
-#define FLEET_TIMEOUT_MIN_MS 1000 /* Redis I/O timeout, at least */
+#define FLEET_FP_LEN	     64
+#define FLEET_CHAINS	     65536
+#define FLEET_STRIPES	     64
+#define FLEET_MAX_ENTRIES    (1u << 20)
+#define FLEET_MAX_FDS	     (1u << 20)
+#define FLEET_IDLE_MS	     60000 /* forget an identity idle this long */
+#define FLEET_HOLD_MIN_MS    1000  /* hold = max(5 x sync_interval, this) */
+#define FLEET_TIMEOUT_MIN_MS 1000  /* Redis I/O timeout, at least */
 #define FLEET_BACKOFF_MIN_MS 100
 #define FLEET_BACKOFF_MAX_MS 5000
-#define FLEET_BATCH	    1000 /* identities per pipelined round trip */
-#define FLEET_HOSTS_TTL_STR "600000" /* ms a P{FP}:hosts key outlives its last push */
-#define FLEET_MAX_BLOCKS    100000
+#define FLEET_BATCH	     1000 /* identities per pipelined round trip */
+#define FLEET_HOSTS_TTL_STR                                                    \
+	"600000" /* ms a P{FP}:hosts key outlives its last push */
+#define FLEET_MAX_BLOCKS 100000
 
 /* Per-identity fleet limits in force (from [limits] and its overrides). */
 struct fleet_limit {
@@ -59,10 +60,10 @@ struct fleet_limits {
 struct fleet_entry {
 	struct fleet_entry *next;
 	char fp[FLEET_FP_LEN + 1];
-	uint32_t active;     /* our open connections */
-	uint64_t d_req;	     /* requests since the last snapshot */
-	uint64_t inflight;   /* requests the push under way carries */
-	uint64_t req_total;  /* ours, since we first saw it */
+	uint32_t active;    /* our open connections */
+	uint64_t d_req;	    /* requests since the last snapshot */
+	uint64_t inflight;  /* requests the push under way carries */
+	uint64_t req_total; /* ours, since we first saw it */
 	uint64_t conns_total;
 	uint64_t lw_start_ms, lw_req; /* local 1 s window (static shares) */
 	uint64_t last_ms;	      /* last local activity */
@@ -110,9 +111,9 @@ struct fleet {
 	struct fleet_blocks *blocks;
 
 	/* Written by the sync thread, read by workers. */
-	_Atomic int state;		/* enum fleet_state */
-	_Atomic uint64_t last_ok_ms;	/* end of the last good sync */
-	_Atomic unsigned hosts_seen;	/* most gateways seen on one identity */
+	_Atomic int state;	     /* enum fleet_state */
+	_Atomic uint64_t last_ok_ms; /* end of the last good sync */
+	_Atomic unsigned hosts_seen; /* most gateways seen on one identity */
 
 	/* sync thread */
 	pthread_t thread;

@@ -172,8 +172,8 @@ static redisContext *fleet_sync_sentinel(struct fleet *f, char *where,
 			redisFree(s);
 			continue;
 		}
-		snprintf(where, wn, strchr(r->element[0]->str, ':') ? "[%s]:%s"
-								     : "%s:%s",
+		snprintf(where, wn,
+			 strchr(r->element[0]->str, ':') ? "[%s]:%s" : "%s:%s",
 			 r->element[0]->str, r->element[1]->str);
 		freeReplyObject(r);
 		redisFree(s);
@@ -187,8 +187,8 @@ static redisContext *fleet_sync_sentinel(struct fleet *f, char *where,
 			freeReplyObject(r);
 			return c;
 		}
-		snprintf(err, n, "%s (from sentinel %s) is not a master",
-			 where, f->redis[i]);
+		snprintf(err, n, "%s (from sentinel %s) is not a master", where,
+			 f->redis[i]);
 		if (r)
 			freeReplyObject(r);
 		redisFree(c);
@@ -241,8 +241,8 @@ bad_noreply:
 	return -1;
 }
 
-/* Take the deltas of every identity that counted since the last sync or
- * has open connections; forget identities idle for FLEET_IDLE_MS. */
+/* Take the deltas of every identity active since the last sync (or within
+ * the hold time); forget identities idle for FLEET_IDLE_MS. */
 static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 {
 	struct fleet_entry *e, **pp;
@@ -264,12 +264,17 @@ static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 				continue;
 			}
 			pp = &e->next;
-			if (!e->active && !e->d_req)
+			/* Active now, or recently (so that the view this
+			 * gateway decides on stays fresh), or a close to tell.
+			 */
+			if (!e->active && !e->d_req &&
+			    e->active == e->v_my_active &&
+			    now - e->last_ms > f->hold_ms)
 				continue;
 			if (n == fc->cap) {
 				size_t cap = fc->cap ? 2 * fc->cap : 1024;
-				struct fleet_item *it = realloc(
-					fc->items, cap * sizeof(*it));
+				struct fleet_item *it =
+					realloc(fc->items, cap * sizeof(*it));
 
 				if (!it)
 					break;
@@ -340,8 +345,7 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 }
 
 /* "EXPIRES CREATED REASON": blocked unless EXPIRES is past NOW. */
-static int fleet_sync_blocks(struct fleet *f, redisReply *list,
-			     redisReply *t)
+static int fleet_sync_blocks(struct fleet *f, redisReply *list, redisReply *t)
 {
 	struct fleet_blocks *b;
 	long long now, exp;
@@ -359,8 +363,7 @@ static int fleet_sync_blocks(struct fleet *f, redisReply *list,
 		free(b);
 		return -1;
 	}
-	for (i = 0; i + 1 < list->elements && b->n < FLEET_MAX_BLOCKS;
-	     i += 2) {
+	for (i = 0; i + 1 < list->elements && b->n < FLEET_MAX_BLOCKS; i += 2) {
 		redisReply *k = list->element[i], *v = list->element[i + 1];
 
 		if (k->type != REDIS_REPLY_STRING || k->len != FLEET_FP_LEN ||
@@ -495,15 +498,16 @@ static void fleet_sync_down(struct fleet *f, struct fleet_conn *fc,
 		atomic_store(&f->state, FLEET_HOLDING);
 	if (!fc->warned_down) {
 		fc->warned_down = true;
-		log_warn("fleet: redis unreachable (%s): serving goes on; fleet "
-			 "limits keep their last state for %u ms, then become "
-			 "%s; reconnecting with back-off",
-			 err, f->hold_ms, fleet_sync_fail_text(f));
+		log_warn(
+			"fleet: redis unreachable (%s): serving goes on; fleet "
+			"limits keep their last state for %u ms, then become "
+			"%s; reconnecting with back-off",
+			err, f->hold_ms, fleet_sync_fail_text(f));
 	} else {
 		log_debug("fleet: reconnect failed: %s", err);
 	}
-	fc->backoff_ms = fc->backoff_ms ? 2 * fc->backoff_ms
-					: FLEET_BACKOFF_MIN_MS;
+	fc->backoff_ms =
+		fc->backoff_ms ? 2 * fc->backoff_ms : FLEET_BACKOFF_MIN_MS;
 	if (fc->backoff_ms > FLEET_BACKOFF_MAX_MS)
 		fc->backoff_ms = FLEET_BACKOFF_MAX_MS;
 	fc->next_try_ms = now + fc->backoff_ms;
@@ -565,9 +569,9 @@ static void fleet_sync_step(struct fleet *f, struct fleet_conn *fc)
 /* Sleep until the next sync, or less when a block event (or stop) comes. */
 static void fleet_sync_wait(struct fleet *f, struct fleet_conn *fc)
 {
-	struct pollfd p[2] = {{.fd = f->wake[0], .events = POLLIN},
-			      {.fd = fc->sub ? fc->sub->fd : -1,
-			       .events = POLLIN}};
+	struct pollfd p[2] = {
+		{.fd = f->wake[0], .events = POLLIN},
+		{.fd = fc->sub ? fc->sub->fd : -1, .events = POLLIN}};
 	uint64_t until = fleet_now_ms() + f->sync_ms, now;
 	void *r;
 

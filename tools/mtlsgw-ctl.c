@@ -31,7 +31,8 @@
 static void ctl_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mtlsgw-ctl [-c CONFIG] block sha256:FP [--ttl DURATION] "
+		"usage: mtlsgw-ctl [-c CONFIG] block sha256:FP [--ttl "
+		"DURATION] "
 		"[--reason TEXT]\n"
 		"       mtlsgw-ctl [-c CONFIG] unblock sha256:FP\n"
 		"       mtlsgw-ctl [-c CONFIG] list\n"
@@ -209,8 +210,7 @@ static int ctl_list(redisContext *c, const char *list)
 			struct tm tm;
 
 			gmtime_r(&t, &tm);
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
-				 &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		} else {
 			snprintf(when, sizeof(when), "never");
 		}
@@ -268,8 +268,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "block") || !strcmp(cmd, "unblock")) {
 		if (optind + 2 != argc ||
 		    identity_normalise_fingerprint(argv[optind + 1], fp)) {
-			fprintf(stderr, "mtlsgw-ctl: %s needs one sha256:FP (64 "
-					"hex digits)\n",
+			fprintf(stderr,
+				"mtlsgw-ctl: %s needs one sha256:FP (64 "
+				"hex digits)\n",
 				cmd);
 			return 2;
 		}
@@ -278,8 +279,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strlen(reason) > CTL_REASON_MAX || strpbrk(reason, "\r\n")) {
-		fprintf(stderr, "mtlsgw-ctl: --reason: one line, at most %d "
-				"bytes\n",
+		fprintf(stderr,
+			"mtlsgw-ctl: --reason: one line, at most %d "
+			"bytes\n",
 			CTL_REASON_MAX);
 		return 2;
 	}
@@ -302,7 +304,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "block")) {
 		snprintf(val, sizeof(val), "%lld %lld %s", ttl ? now + ttl : 0,
 			 now, reason);
-		if (ctl_check(c, redisCommand(c, "HSET %s %s %s", list, fp, val),
+		if (ctl_check(c,
+			      redisCommand(c, "HSET %s %s %s", list, fp, val),
 			      "HSET"))
 			goto out;
 	} else if (ctl_check(c, redisCommand(c, "HDEL %s %s", list, fp),
@@ -312,8 +315,8 @@ int main(int argc, char **argv)
 	if (ctl_check(c, redisCommand(c, "PUBLISH %s %s:%s", chan, cmd, fp),
 		      "PUBLISH"))
 		goto out;
-	printf("sha256:%s %s\n", fp, !strcmp(cmd, "block") ? "blocked"
-							  : "unblocked");
+	printf("sha256:%s %s\n", fp,
+	       !strcmp(cmd, "block") ? "blocked" : "unblocked");
 	rc = 0;
 out:
 	if (c)
