@@ -107,13 +107,15 @@ struct config_upstream {
 };
 
 /* Rate-limit settings for one identity class. 0 = unlimited. */
-#define CONFIG_LIMIT_MAX_CONNS	     (1u << 0)
-#define CONFIG_LIMIT_CONN_RATE	     (1u << 1)
-#define CONFIG_LIMIT_CONN_BURST	     (1u << 2)
-#define CONFIG_LIMIT_REQ_RATE	     (1u << 3)
-#define CONFIG_LIMIT_REQ_BURST	     (1u << 4)
-#define CONFIG_LIMIT_BW_OUT	     (1u << 5)
-#define CONFIG_LIMIT_BW_IN	     (1u << 6)
+#define CONFIG_LIMIT_MAX_CONNS	(1u << 0)
+#define CONFIG_LIMIT_CONN_RATE	(1u << 1)
+#define CONFIG_LIMIT_CONN_BURST (1u << 2)
+#define CONFIG_LIMIT_REQ_RATE	(1u << 3)
+#define CONFIG_LIMIT_REQ_BURST	(1u << 4)
+#define CONFIG_LIMIT_BW_OUT	(1u << 5)
+#define CONFIG_LIMIT_BW_IN	(1u << 6)
+
+/* The fleet-wide ones (daemon/fleet.h). */
 #define CONFIG_LIMIT_FLEET_MAX_CONNS (1u << 7)
 #define CONFIG_LIMIT_FLEET_REQ_RATE  (1u << 8)
 #define CONFIG_LIMIT_FLEET_BW_OUT    (1u << 9)

@@ -44,8 +44,31 @@ static void config_check_fleet(struct config_ctx *ctx)
 	struct config_addr a;
 	const char *why;
 
-	if (!cfg->fleet_line)
+	const struct config_limit *lims[] = {&cfg->limit_default,
+					     &cfg->limit_anonymous};
+	uint32_t fleet_bits = CONFIG_LIMIT_FLEET_MAX_CONNS |
+			      CONFIG_LIMIT_FLEET_REQ_RATE |
+			      CONFIG_LIMIT_FLEET_BW_OUT;
+	uint32_t set = lims[0]->set | lims[1]->set;
+
+	for (size_t i = 0; i < cfg->n_limit_overrides; i++)
+		set |= cfg->limit_overrides[i].set;
+	if (set & CONFIG_LIMIT_FLEET_BW_OUT)
+		config_error(ctx, ctx->limits_line ? ctx->limits_line : 1,
+			     "fleet_bandwidth_out is not supported yet (use "
+			     "the local bandwidth_out)");
+	if (lims[1]->set & fleet_bits)
+		config_error(ctx, ctx->anonymous_line,
+			     "fleet limits apply to certificates only, not in "
+			     "[limits anonymous]");
+	if (!cfg->fleet_line) {
+		if (set & fleet_bits)
+			config_error(ctx,
+				     ctx->limits_line ? ctx->limits_line : 1,
+				     "fleet_* limits need a [fleet] section "
+				     "with 'redis'");
 		return;
+	}
 	if (!cfg->fleet_redis.count && !line) {
 		config_error(ctx, cfg->fleet_line,
 			     "[fleet] needs 'redis = host:port' (or "

@@ -567,9 +567,6 @@ int fleet_new(const struct config *cfg, struct fleet **out)
 			log_error("fleet: out of memory");
 		goto bad;
 	}
-	if (cfg->limit_default.fleet_bandwidth_out)
-		log_warn("fleet: fleet_bandwidth_out is not enforced by this "
-			 "version (fleet_max_conns and fleet_req_rate are)");
 	atomic_store(&fleet_m_enabled, 1);
 	if (fleet_sync_start(f) < 0)
 		goto bad;
