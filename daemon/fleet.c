@@ -18,10 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "fleet.h"
 #include "fleet_private.h"
+#include "fleet_redis.h"
 #include "log.h"
 
 /* Process-wide metrics (one fleet per process). */
@@ -467,51 +466,28 @@ void fleet_metrics_write(FILE *out)
 
 /* ---- lifetime */
 
-static int fleet_read_password(struct fleet *f, const char *path)
-{
-	char buf[512];
-	size_t n;
-	FILE *in = fopen(path, "re");
-
-	if (!in) {
-		log_error("fleet: password_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, in);
-	fclose(in);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	buf[n] = 0;
-	if (!n || memchr(buf, '\0', n) || n == sizeof(buf) - 1) {
-		log_error("fleet: password_file %s: expected one line of at "
-			  "most %zu bytes",
-			  path, sizeof(buf) - 2);
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return -1;
-	}
-	f->password = strdup(buf);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return f->password ? 0 : -1;
-}
-
 static int fleet_setup(struct fleet *f, const struct config *cfg)
 {
+	char err[256];
 	struct rlimit rl;
 	size_t i;
 
 	f->n_redis = cfg->fleet_redis.count;
 	f->redis = calloc(f->n_redis, sizeof(*f->redis));
 	if (!f->redis)
-		return -1;
+		goto oom;
 	for (i = 0; i < f->n_redis; i++)
 		if (!(f->redis[i] = strdup(cfg->fleet_redis.items[i])))
-			return -1;
+			goto oom;
 	if (cfg->fleet_sentinel_master &&
 	    !(f->sentinel_master = strdup(cfg->fleet_sentinel_master)))
-		return -1;
+		goto oom;
 	if (cfg->fleet_password_file &&
-	    fleet_read_password(f, cfg->fleet_password_file) < 0)
+	    !(f->password = fleet_redis_password(cfg->fleet_password_file, err,
+						 sizeof(err)))) {
+		log_error("fleet: %s", err);
 		return -1;
+	}
 	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->fleet_key_prefix);
 	if (!strcmp(cfg->fleet_host_id, "auto")) {
 		if (gethostname(f->host_id, sizeof(f->host_id) - 1) < 0)
@@ -528,7 +504,7 @@ static int fleet_setup(struct fleet *f, const struct config *cfg)
 				: FLEET_TIMEOUT_MIN_MS;
 	f->lims = fleet_limits_new(cfg);
 	if (!f->lims)
-		return -1;
+		goto oom;
 	f->n_fds = 65536;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > f->n_fds)
@@ -538,8 +514,11 @@ static int fleet_setup(struct fleet *f, const struct config *cfg)
 	f->fds = calloc(f->n_fds, sizeof(*f->fds));
 	f->blocks = calloc(1, sizeof(*f->blocks));
 	if (!f->fds || !f->blocks)
-		return -1;
+		goto oom;
 	return 0;
+oom:
+	log_error("fleet: out of memory");
+	return -1;
 }
 
 int fleet_new(const struct config *cfg, struct fleet **out)
@@ -562,11 +541,8 @@ int fleet_new(const struct config *cfg, struct fleet **out)
 	f->wake[0] = f->wake[1] = -1;
 	atomic_init(&f->state, FLEET_HOLDING);
 	atomic_init(&f->last_ok_ms, fleet_now_ms());
-	if (fleet_setup(f, cfg) < 0) {
-		if (errno == ENOMEM || !errno)
-			log_error("fleet: out of memory");
+	if (fleet_setup(f, cfg) < 0)
 		goto bad;
-	}
 	atomic_store(&fleet_m_enabled, 1);
 	if (fleet_sync_start(f) < 0)
 		goto bad;
@@ -616,10 +592,7 @@ void fleet_free(struct fleet *f)
 		free(f->redis[i]);
 	free(f->redis);
 	free(f->sentinel_master);
-	if (f->password) {
-		OPENSSL_cleanse(f->password, strlen(f->password));
-		free(f->password);
-	}
+	fleet_redis_password_free(f->password);
 	fleet_limits_free(f->lims);
 	fleet_blocks_free(f->blocks);
 	free(f->fds);

@@ -24,9 +24,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
-
 #include "fleet_private.h"
+#include "fleet_redis.h"
 #include "log.h"
 
 /* KEYS[1] P{FP}:win, KEYS[2] P{FP}:hosts; ARGV host, requests delta,
@@ -77,13 +76,6 @@ struct fleet_conn {
 	size_t cap;
 };
 
-static struct timeval fleet_sync_tv(unsigned ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000,
-			     .tv_usec = (long)(ms % 1000) * 1000};
-	return tv;
-}
-
 static void fleet_sync_drop(struct fleet_conn *fc)
 {
 	if (fc->c)
@@ -93,122 +85,15 @@ static void fleet_sync_drop(struct fleet_conn *fc)
 	fc->c = fc->sub = NULL;
 }
 
-/* ADDR is "unix:/path", "host:port" or "[v6]:port". */
-static redisContext *fleet_sync_dial(struct fleet *f, const char *addr,
-				     char *err, size_t n)
-{
-	struct timeval tv = fleet_sync_tv(f->timeout_ms);
-	char host[128];
-	const char *colon;
-	redisContext *c;
-	size_t hl;
-
-	if (!strncmp(addr, "unix:", 5)) {
-		c = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-			snprintf(err, n, "bad address %s", addr);
-			return NULL;
-		}
-		hl = (size_t)(colon - addr);
-		if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-			memcpy(host, addr + 1, hl - 2);
-			host[hl - 2] = 0;
-		} else {
-			memcpy(host, addr, hl);
-			host[hl] = 0;
-		}
-		c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-	}
-	if (!c) {
-		snprintf(err, n, "%s: out of memory", addr);
-		return NULL;
-	}
-	if (c->err) {
-		snprintf(err, n, "%s: %s", addr, c->errstr);
-		redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	redisEnableKeepAlive(c);
-	if (f->password) {
-		redisReply *r = redisCommand(c, "AUTH %s", f->password);
-
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			/* The reply names the failure, never the password. */
-			snprintf(err, n, "%s: AUTH: %s", addr,
-				 r ? r->str : c->errstr);
-			if (r)
-				freeReplyObject(r);
-			redisFree(c);
-			return NULL;
-		}
-		freeReplyObject(r);
-	}
-	return c;
-}
-
-/* Ask the Sentinels in turn where the primary is; connect to it and check
- * it calls itself master. */
-static redisContext *fleet_sync_sentinel(struct fleet *f, char *where,
-					 size_t wn, char *err, size_t n)
-{
-	redisContext *s, *c;
-	redisReply *r;
-	size_t i;
-
-	for (i = 0; i < f->n_redis; i++) {
-		s = fleet_sync_dial(f, f->redis[i], err, n);
-		if (!s)
-			continue;
-		r = redisCommand(s, "SENTINEL get-master-addr-by-name %s",
-				 f->sentinel_master);
-		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-			snprintf(err, n, "sentinel %s knows no master '%s'",
-				 f->redis[i], f->sentinel_master);
-			if (r)
-				freeReplyObject(r);
-			redisFree(s);
-			continue;
-		}
-		snprintf(where, wn,
-			 strchr(r->element[0]->str, ':') ? "[%s]:%s" : "%s:%s",
-			 r->element[0]->str, r->element[1]->str);
-		freeReplyObject(r);
-		redisFree(s);
-		c = fleet_sync_dial(f, where, err, n);
-		if (!c)
-			continue;
-		r = redisCommand(c, "ROLE");
-		if (r && r->type == REDIS_REPLY_ARRAY && r->elements &&
-		    r->element[0]->type == REDIS_REPLY_STRING &&
-		    !strcmp(r->element[0]->str, "master")) {
-			freeReplyObject(r);
-			return c;
-		}
-		snprintf(err, n, "%s (from sentinel %s) is not a master", where,
-			 f->redis[i]);
-		if (r)
-			freeReplyObject(r);
-		redisFree(c);
-	}
-	return NULL;
-}
-
 static int fleet_sync_connect(struct fleet *f, struct fleet_conn *fc, char *err,
 			      size_t n)
 {
 	char channel[128];
 	redisReply *r;
 
-	if (f->sentinel_master) {
-		fc->c = fleet_sync_sentinel(f, fc->where, sizeof(fc->where),
-					    err, n);
-	} else {
-		snprintf(fc->where, sizeof(fc->where), "%s", f->redis[0]);
-		fc->c = fleet_sync_dial(f, fc->where, err, n);
-	}
+	fc->c = fleet_redis_primary(f->redis, f->n_redis, f->sentinel_master,
+				    f->password, f->timeout_ms, fc->where,
+				    sizeof(fc->where), err, n);
 	if (!fc->c)
 		return -1;
 	r = redisCommand(fc->c, "SCRIPT LOAD %s", fleet_sync_lua);
@@ -220,7 +105,8 @@ static int fleet_sync_connect(struct fleet *f, struct fleet_conn *fc, char *err,
 	}
 	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
 	freeReplyObject(r);
-	fc->sub = fleet_sync_dial(f, fc->where, err, n);
+	fc->sub =
+		fleet_redis_dial(fc->where, f->password, f->timeout_ms, err, n);
 	if (!fc->sub)
 		goto bad_noreply;
 	snprintf(channel, sizeof(channel), "%s{blocks}:events", f->prefix);

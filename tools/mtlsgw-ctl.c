@@ -19,13 +19,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
-
 #include "daemon/config.h"
+#include "daemon/fleet_redis.h"
 #include "daemon/identity.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
-#define CTL_TIMEOUT_S	   5
+#define CTL_TIMEOUT_MS	   5000
 #define CTL_REASON_MAX	   200
 
 static void ctl_usage(FILE *out)
@@ -60,110 +59,6 @@ static long long ctl_duration(const char *s)
 	if (!strcmp(end, "d"))
 		return v * 86400;
 	return -1;
-}
-
-static redisContext *ctl_dial(const char *addr, const char *password)
-{
-	struct timeval tv = {.tv_sec = CTL_TIMEOUT_S};
-	char host[128];
-	const char *colon;
-	redisContext *c;
-	redisReply *r;
-	size_t hl;
-
-	if (!strncmp(addr, "unix:", 5)) {
-		c = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host))
-			return NULL;
-		hl = (size_t)(colon - addr);
-		if (addr[0] == '[' && hl >= 2) {
-			memcpy(host, addr + 1, hl - 2);
-			host[hl - 2] = 0;
-		} else {
-			memcpy(host, addr, hl);
-			host[hl] = 0;
-		}
-		c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-	}
-	if (!c || c->err) {
-		fprintf(stderr, "mtlsgw-ctl: redis %s: %s\n", addr,
-			c ? c->errstr : "out of memory");
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	if (password) {
-		r = redisCommand(c, "AUTH %s", password);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			fprintf(stderr, "mtlsgw-ctl: redis %s: AUTH: %s\n",
-				addr, r ? r->str : c->errstr);
-			if (r)
-				freeReplyObject(r);
-			redisFree(c);
-			return NULL;
-		}
-		freeReplyObject(r);
-	}
-	return c;
-}
-
-static char *ctl_password(const struct config *cfg)
-{
-	char buf[512];
-	size_t n;
-	FILE *f;
-
-	if (!cfg->fleet_password_file)
-		return NULL;
-	f = fopen(cfg->fleet_password_file, "re");
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	buf[n] = 0;
-	return strdup(buf);
-}
-
-/* The primary: redis, or the one the Sentinels name. */
-static redisContext *ctl_connect(const struct config *cfg)
-{
-	char *pw = ctl_password(cfg), where[160];
-	redisContext *c = NULL, *s;
-	redisReply *r;
-	size_t i;
-
-	if (!cfg->fleet_sentinel_master) {
-		c = ctl_dial(cfg->fleet_redis.items[0], pw);
-		goto out;
-	}
-	for (i = 0; i < cfg->fleet_redis.count && !c; i++) {
-		s = ctl_dial(cfg->fleet_redis.items[i], pw);
-		if (!s)
-			continue;
-		r = redisCommand(s, "SENTINEL get-master-addr-by-name %s",
-				 cfg->fleet_sentinel_master);
-		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-			snprintf(where, sizeof(where),
-				 strchr(r->element[0]->str, ':') ? "[%s]:%s"
-								 : "%s:%s",
-				 r->element[0]->str, r->element[1]->str);
-			c = ctl_dial(where, pw);
-		}
-		if (r)
-			freeReplyObject(r);
-		redisFree(s);
-	}
-out:
-	if (pw) {
-		memset(pw, 0, strlen(pw));
-		free(pw);
-	}
-	return c;
 }
 
 static int ctl_check(redisContext *c, redisReply *r, const char *what)
@@ -231,6 +126,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	const char *conf = CTL_DEFAULT_CONFIG, *reason = "", *cmd;
 	char fp[IDENTITY_FP_HEX_LEN + 1] = "", list[160], chan[160], val[300];
+	char err[512];
 	long long ttl = 0, now = (long long)time(NULL);
 	struct config *cfg = NULL;
 	redisContext *c = NULL;
@@ -287,13 +183,11 @@ int main(int argc, char **argv)
 	}
 	if (config_load(conf, stderr, &cfg) < 0)
 		return 1;
-	if (!cfg->fleet_redis.count) {
-		fprintf(stderr, "mtlsgw-ctl: %s has no [fleet] redis\n", conf);
+	c = fleet_redis_from_config(cfg, CTL_TIMEOUT_MS, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "mtlsgw-ctl: redis: %s\n", err);
 		goto out;
 	}
-	c = ctl_connect(cfg);
-	if (!c)
-		goto out;
 	snprintf(list, sizeof(list), "%s{blocks}:list", cfg->fleet_key_prefix);
 	snprintf(chan, sizeof(chan), "%s{blocks}:events",
 		 cfg->fleet_key_prefix);

@@ -7,8 +7,6 @@ naming FILE:LINE."""
 
 import subprocess
 
-from conftest import BIN
-
 BASE = """[tls]
 cert = {d}/server.crt
 key = {d}/server.key
@@ -18,30 +16,31 @@ return = 200 ok
 """
 
 
-def check(tmp_path, certs, text):
+def check(tmp_path, certs, text, binary):
     conf = tmp_path / "f.conf"
     conf.write_text(BASE.format(d=certs.dir) + text)
-    p = subprocess.run([str(BIN), "-t", "-c", str(conf)], capture_output=True,
+    p = subprocess.run([str(binary), "-t", "-c", str(conf)], capture_output=True,
                        text=True, timeout=30)
     return p.returncode, p.stdout + p.stderr
 
 
-def test_good(tmp_path, certs):
+def test_good(tmp_path, certs, mtlsgw_bin):
     rc, out = check(tmp_path, certs,
                     "[fleet]\nredis = 127.0.0.1:6379\nsync_interval = 200ms\n"
                     "key_prefix = gw:\nhost_id = gw-1\n"
                     "[limits]\nfleet_max_conns = 10\nfleet_req_rate = 50/s\n"
-                    "fleet_fail = local\n")
+                    "fleet_fail = local\n", mtlsgw_bin)
     assert rc == 0, out
     rc, out = check(tmp_path, certs,
                     "[fleet]\nredis = 127.0.0.1:26379\nredis = 127.0.0.2:26379\n"
-                    "sentinel_master = mymaster\n")
+                    "sentinel_master = mymaster\n", mtlsgw_bin)
     assert rc == 0, out
-    rc, out = check(tmp_path, certs, "[fleet]\nredis = unix:/run/redis.sock\n")
+    rc, out = check(tmp_path, certs, "[fleet]\nredis = unix:/run/redis.sock\n",
+                    mtlsgw_bin)
     assert rc == 0, out
 
 
-def test_errors(tmp_path, certs):
+def test_errors(tmp_path, certs, mtlsgw_bin):
     cases = [
         ("[fleet]\nredis = nowhere\n", "f.conf:8: redis = nowhere"),
         ("[fleet]\nredis = unix:relative\n", "f.conf:8: redis = unix:relative"),
@@ -57,5 +56,5 @@ def test_errors(tmp_path, certs):
         ("[limits]\nfleet_fail = maybe\n", "f.conf:8: bad value 'maybe'"),
     ]
     for text, want in cases:
-        rc, out = check(tmp_path, certs, text)
+        rc, out = check(tmp_path, certs, text, mtlsgw_bin)
         assert rc == 1 and want in out, (text, out)

@@ -4,19 +4,22 @@
   certificate, a new one on any gateway is answered 429 with Retry-After
   (each gateway alone would have allowed three times more); closing one
   makes room again; other certificates are not affected.
+- mtlsgw-stat --fleet shows the fleet total and the gateways holding it.
 - fleet_req_rate: a client spreading keep-alive requests over the three
   gets at most the fleet rate per 1 s window plus the documented
   overshoot (sync_interval x the offered rate), well under the three times
   the local-only count; refusals are 429 with Retry-After and the
   connection stays usable."""
 
+import json
 import math
+import subprocess
 import threading
 import time
 
 import pytest
 
-from helpers import build_request, connect_tls, read_response, request
+from helpers import REPO, build_request, connect_tls, read_response, request
 from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
                        redis_factory, wait_synced)
 
@@ -52,6 +55,15 @@ def test_fleet_max_conns(gateway_factory, redis_factory):
         assert c.get().status == 200
         held.append(c)
         wait_synced(gws)
+    st = subprocess.run([str(REPO / "build" / "mtlsgw-stat"), "--fleet", "-c",
+                         str(gws[2].conf), "--json"], capture_output=True, text=True,
+                        timeout=30)
+    assert st.returncode == 0, st.stderr
+    fp = gws[0].certs.fingerprint("client1")
+    row = [r for r in json.loads(st.stdout)["fleet"] if r["fingerprint"] == fp]
+    assert row and row[0]["conns_active"] == 2, st.stdout
+    assert {h: v["conns_active"] for h, v in row[0]["hosts"].items()} == \
+        {"gw0": 1, "gw1": 1}, st.stdout
     # Third gateway: it holds none itself, the fleet holds 2. It has not
     # seen this certificate yet: its first connection may pass before its
     # first sync of it (the documented overshoot: what arrives within one
