@@ -17,9 +17,10 @@ CTL = REPO / "build" / "mtlsgw-ctl"
 
 
 class Redis:
-    def __init__(self, workdir, persist=False):
+    def __init__(self, workdir, persist=False, args=()):
         self.dir = workdir
         self.persist = persist
+        self.args = list(args)
         self.port = free_port()
         self.proc = None
 
@@ -28,7 +29,7 @@ class Redis:
                 "--dir", str(self.dir), "--daemonize", "no",
                 "--logfile", str(self.dir / "redis.log"),
                 "--save", "", "--appendonly", "yes" if self.persist else "no",
-                "--protected-mode", "no"]
+                "--protected-mode", "no", *self.args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -44,7 +45,11 @@ class Redis:
             return False
 
     def cli(self, *args):
-        p = subprocess.run(["redis-cli", "-h", HOST, "-p", str(self.port), *args],
+        auth = []
+        if "--requirepass" in self.args:
+            auth = ["--no-auth-warning", "-a",
+                    self.args[self.args.index("--requirepass") + 1]]
+        p = subprocess.run(["redis-cli", "-h", HOST, "-p", str(self.port), *auth, *args],
                            capture_output=True, text=True, timeout=10)
         return p.stdout
 
@@ -75,8 +80,8 @@ def redis_factory(tmp_path_factory):
         pytest.fail("redis-server missing (scripts/install-deps.sh)", pytrace=False)
     made = []
 
-    def make(persist=False):
-        r = Redis(tmp_path_factory.mktemp("redis"), persist).start()
+    def make(persist=False, args=()):
+        r = Redis(tmp_path_factory.mktemp("redis"), persist, args).start()
         made.append(r)
         return r
     yield make
