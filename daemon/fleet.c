@@ -39,6 +39,13 @@ uint64_t fleet_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+unsigned fleet_view_ttl(struct fleet *f)
+{
+	unsigned three = 3 * atomic_load(&f->sync_dur_ms);
+
+	return three > f->hold_ms ? three : f->hold_ms;
+}
+
 unsigned fleet_hash(const char *fp)
 {
 	uint32_t h = 2166136261u;
@@ -312,7 +319,7 @@ int fleet_conn_open(struct fleet *f, int fd, const char *fp,
 		/* Others' connections as of the last sync of this identity;
 		 * a view older than the hold time is no view. */
 		est = e->v_active > e->v_my_active &&
-				      now - e->v_ms <= f->hold_ms
+				      now - e->v_ms <= fleet_view_ttl(f)
 			      ? e->v_active - e->v_my_active
 			      : 0;
 		if (est + e->active >= lim.max_conns)

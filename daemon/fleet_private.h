@@ -8,9 +8,10 @@
  * one identity's keys share a Cluster slot:
  *   P{FP}:win     hash w = window (Redis TIME seconds), n = requests of
  *                 the whole fleet in that window; expires after 5 s
- *   P{FP}:hosts   hash HOST_ID -> "ACTIVE CONNS_TOTAL REQUESTS_TOTAL MS":
- *                 each gateway's open connections and totals, MS its
- *                 last push (Redis time); stale hosts are dropped
+ *   P{FP}:hosts   hash HOST_ID -> "ACTIVE CONNS_TOTAL REQUESTS_TOTAL UNTIL":
+ *                 each gateway's open connections and totals, counted
+ *                 until UNTIL (Redis time, ms: its push plus three of its
+ *                 syncs, at least the hold time); older ones are dropped
  *   P{index}:ids  sorted set FP -> last push (ms), for mtlsgw-stat
  *   P{blocks}:list  hash FP -> "EXPIRES CREATED REASON" (unix seconds,
  *                 EXPIRES 0 = never); written by mtlsgw-ctl
@@ -111,9 +112,10 @@ struct fleet {
 	struct fleet_blocks *blocks;
 
 	/* Written by the sync thread, read by workers. */
-	_Atomic int state;	     /* enum fleet_state */
-	_Atomic uint64_t last_ok_ms; /* end of the last good sync */
-	_Atomic unsigned hosts_seen; /* most gateways seen on one identity */
+	_Atomic int state;	      /* enum fleet_state */
+	_Atomic uint64_t last_ok_ms;  /* end of the last good sync */
+	_Atomic unsigned hosts_seen;  /* most gateways seen on one identity */
+	_Atomic unsigned sync_dur_ms; /* how long the last sync took */
 
 	/* sync thread */
 	pthread_t thread;
@@ -125,6 +127,9 @@ struct fleet {
 
 /* fleet.c */
 uint64_t fleet_now_ms(void);
+/* How long a view read at a sync stays valid: the hold time, or three
+ * syncs when syncs take longer (many identities). */
+unsigned fleet_view_ttl(struct fleet *f);
 unsigned fleet_hash(const char *fp);
 struct fleet_limit fleet_limit_of(struct fleet *f, const char *fp, int *fail);
 bool fleet_is_blocked(struct fleet *f, const char *fp);

@@ -29,8 +29,9 @@
 #include "log.h"
 
 /* KEYS[1] P{FP}:win, KEYS[2] P{FP}:hosts; ARGV host, requests delta,
- * open connections, connections total, requests total, stale ms, hosts
- * ttl ms. Returns {window requests, fleet open conns, hosts, ms left}. */
+ * open connections, connections total, requests total, ms this entry
+ * counts for, hosts key ttl ms. Returns {window requests, fleet open conns,
+ * hosts, ms left}. */
 static const char fleet_sync_lua[] =
 	"local t = redis.call('TIME')\n"
 	"local sec = tonumber(t[1])\n"
@@ -43,12 +44,12 @@ static const char fleet_sync_lua[] =
 	"redis.call('HSET', KEYS[1], 'w', sec, 'n', n)\n"
 	"redis.call('PEXPIRE', KEYS[1], 5000)\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[4] .. ' "
-	"' .. ARGV[5] .. ' ' .. ms)\n"
+	"' .. ARGV[5] .. ' ' .. (ms + tonumber(ARGV[6])))\n"
 	"local all = redis.call('HGETALL', KEYS[2])\n"
 	"local act, hosts = 0, 0\n"
 	"for i = 1, #all, 2 do\n"
 	"  local a, ts = string.match(all[i + 1], '^(%d+) %d+ %d+ (%d+)$')\n"
-	"  if a and ms - tonumber(ts) <= tonumber(ARGV[6]) then\n"
+	"  if a and tonumber(ts) >= ms then\n"
 	"    act = act + tonumber(a)\n"
 	"    hosts = hosts + 1\n"
 	"  else\n"
@@ -155,7 +156,7 @@ static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 			 */
 			if (!e->active && !e->d_req &&
 			    e->active == e->v_my_active &&
-			    now - e->last_ms > f->hold_ms)
+			    now - e->last_ms > fleet_view_ttl(f))
 				continue;
 			if (n == fc->cap) {
 				size_t cap = fc->cap ? 2 * fc->cap : 1024;
@@ -214,7 +215,7 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 	snprintf(a[2], sizeof(a[2]), "%llu",
 		 (unsigned long long)it->conns_total);
 	snprintf(a[3], sizeof(a[3]), "%llu", (unsigned long long)it->req_total);
-	snprintf(a[4], sizeof(a[4]), "%u", f->hold_ms);
+	snprintf(a[4], sizeof(a[4]), "%u", fleet_view_ttl(f));
 	argv[0] = "EVALSHA";
 	argv[1] = fc->sha;
 	argv[2] = "2";
@@ -434,6 +435,7 @@ static void fleet_sync_step(struct fleet *f, struct fleet_conn *fc)
 		return;
 	}
 	now = fleet_now_ms();
+	atomic_store(&f->sync_dur_ms, (unsigned)(now - t0));
 	fleet_metric_sync((now - t0) * 1000, true);
 	atomic_store(&f->last_ok_ms, now);
 	if (atomic_load(&f->state) != FLEET_CONNECTED) {

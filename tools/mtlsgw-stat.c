@@ -37,7 +37,6 @@
 #define STAT_SHORT_FP		 16 /* hex digits shown in the table */
 #define STAT_DEFAULT_CONFIG	 "/etc/mtlsgw/mtlsgw.conf"
 #define STAT_FLEET_TIMEOUT_MS	 5000
-#define STAT_FLEET_HOLD_MIN_MS	 1000 /* as FLEET_HOLD_MIN_MS */
 
 struct stat_row {
 	struct mtlsgw_id id;
@@ -297,8 +296,7 @@ static void stat_print_json(const char *instance, const struct stat_sample *s,
 
 /* One P{FP}:hosts reply: print the fresh hosts, count their connections. */
 static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
-			   long long now_ms, long long hold_ms, int json,
-			   int first)
+			   long long now_ms, int json, int first)
 {
 	redisReply *h, *w;
 	long long act, ct, rt, ts, total = 0, win = 0;
@@ -318,7 +316,7 @@ static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 	for (i = 0; i + 1 < h->elements; i += 2)
 		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
 			   &ct, &rt, &ts) == 4 &&
-		    now_ms - ts <= hold_ms)
+		    ts >= now_ms)
 			total += act;
 	if (json)
 		printf("%s{\"fingerprint\":\"%s\",\"conns_active\":%lld,"
@@ -329,7 +327,7 @@ static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 	for (i = 0; i + 1 < h->elements; i += 2) {
 		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
 			   &ct, &rt, &ts) != 4 ||
-		    now_ms - ts > hold_ms)
+		    ts < now_ms)
 			continue;
 		snprintf(key, sizeof(key), "%s", h->element[i]->str);
 		if (json)
@@ -354,7 +352,7 @@ static int stat_fleet(const char *conf, int json)
 	redisContext *c = NULL;
 	redisReply *r = NULL, *t;
 	char err[512], cursor[32] = "0", match[160];
-	long long now_ms, hold_ms;
+	long long now_ms;
 	size_t i, plen;
 	int rc = 1, first = 1;
 
@@ -376,9 +374,6 @@ static int stat_fleet(const char *conf, int json)
 	now_ms = atoll(t->element[0]->str) * 1000 +
 		 atoll(t->element[1]->str) / 1000;
 	freeReplyObject(t);
-	hold_ms = 5LL * cfg->fleet_sync_ms;
-	if (hold_ms < STAT_FLEET_HOLD_MIN_MS)
-		hold_ms = STAT_FLEET_HOLD_MIN_MS;
 	snprintf(match, sizeof(match), "%s{*}:hosts", cfg->fleet_key_prefix);
 	plen = strlen(cfg->fleet_key_prefix);
 	if (json)
@@ -406,7 +401,7 @@ static int stat_fleet(const char *conf, int json)
 			memcpy(fp, k + plen + 1, 64);
 			fp[64] = 0;
 			stat_fleet_one(c, cfg->fleet_key_prefix, fp, now_ms,
-				       hold_ms, json, first);
+				       json, first);
 			first = 0;
 		}
 		freeReplyObject(r);
