@@ -312,6 +312,11 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 	uint64_t now;
 
 	do {
+		if (atomic_load(&f->stop)) { /* shutting down: do not wait */
+			fleet_sync_restore(f, fc, done, n);
+			snprintf(err, en, "stopping");
+			return -1;
+		}
 		end = n - done > FLEET_BATCH ? done + FLEET_BATCH : n;
 		for (i = done; i < end; i++)
 			fleet_sync_append(f, fc, &fc->items[i]);
@@ -430,6 +435,8 @@ static void fleet_sync_step(struct fleet *f, struct fleet_conn *fc)
 	}
 	t0 = fleet_now_ms();
 	if (fleet_sync_round(f, fc, err, sizeof(err)) < 0) {
+		if (atomic_load(&f->stop))
+			return;
 		fleet_metric_sync(0, false);
 		fleet_sync_down(f, fc, err);
 		return;
