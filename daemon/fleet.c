@@ -226,6 +226,55 @@ void fleet_set_blocks(struct fleet *f, struct fleet_blocks *nb)
 	fleet_shutdown_blocked(f, nb);
 }
 
+/* ---- identities at a fleet limit on another gateway */
+
+void fleet_tight_free(struct fleet_tight *t)
+{
+	if (!t)
+		return;
+	free(t->it);
+	free(t);
+}
+
+uint64_t fleet_tight_until(struct fleet *f, bool reqs, const char *fp)
+{
+	const struct fleet_tight_item *hit = NULL;
+	struct fleet_tight *t;
+	uint64_t until = 0;
+
+	pthread_rwlock_rdlock(&f->blocks_lock);
+	t = reqs ? f->tight_reqs : f->tight_conns;
+	if (t && t->n)
+		hit = bsearch(fp, t->it, t->n, sizeof(*t->it), fleet_cmp_fp);
+	if (hit)
+		until = hit->until_ms;
+	pthread_rwlock_unlock(&f->blocks_lock);
+	return until;
+}
+
+void fleet_set_tight(struct fleet *f, struct fleet_tight *conns,
+		     struct fleet_tight *reqs)
+{
+	struct fleet_tight *oc = NULL, * or = NULL;
+
+	if (conns)
+		qsort(conns->it, conns->n, sizeof(*conns->it), fleet_cmp_fp);
+	if (reqs)
+		qsort(reqs->it, reqs->n, sizeof(*reqs->it), fleet_cmp_fp);
+	pthread_rwlock_wrlock(&f->blocks_lock);
+	if (conns) {
+		oc = f->tight_conns;
+		f->tight_conns = conns;
+	}
+	if (reqs) {
+		or = f->tight_reqs;
+		f->tight_reqs = reqs;
+	}
+	pthread_rwlock_unlock(&f->blocks_lock);
+	fleet_tight_free(oc);
+	fleet_tight_free(or);
+}
+
 /* ---- the table */
 
 static pthread_mutex_t *fleet_lock_of(struct fleet *f, const char *fp)
@@ -329,6 +378,10 @@ int fleet_conn_open(struct fleet *f, int fd, const char *fp,
 		v = FLEET_LIMITED;
 	}
 	e->last_ms = now;
+	if (v == FLEET_OK && lim.max_conns && mode == 1 &&
+	    (!e->v_ms || now - e->v_ms > fleet_view_ttl(f)) &&
+	    fleet_tight_until(f, false, fp) > now)
+		v = FLEET_LIMITED; /* no view here, at the limit elsewhere */
 	if (v == FLEET_OK) {
 		e->active++;
 		e->conns_total++;
@@ -345,7 +398,7 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	struct fleet_entry *e;
 	struct fleet_limit lim;
 	pthread_mutex_t *lock;
-	uint64_t now = fleet_now_ms(), known;
+	uint64_t now = fleet_now_ms(), known, tight;
 	int fail, mode, v = FLEET_OK;
 
 	*retry_after_s = 1;
@@ -368,7 +421,13 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 		if (now >= e->v_win_end_ms && e->v_hosts > 1 &&
 		    e->inflight + e->d_req >= fleet_share(f, e, lim.req_rate)) {
 			v = FLEET_LIMITED;
-		} else if (known + e->inflight + e->d_req >= lim.req_rate) {
+		} else if (known + e->inflight + e->d_req >= lim.req_rate ||
+			   (now < e->v_win_end_ms && e->v_hosts > 1 &&
+			    e->inflight + e->d_req >=
+				    (lim.req_rate - known + e->v_hosts - 1) /
+					    e->v_hosts)) {
+			/* The second test: what is left of the window is
+			 * split between the gateways until the next sync. */
 			v = FLEET_LIMITED;
 			if (now < e->v_win_end_ms)
 				*retry_after_s = (unsigned)((e->v_win_end_ms -
@@ -378,6 +437,12 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	} else if (lim.req_rate && mode == 0 &&
 		   e->lw_req >= fleet_share(f, e, lim.req_rate)) {
 		v = FLEET_LIMITED;
+	}
+	if (v == FLEET_OK && lim.req_rate && mode == 1 &&
+	    (!e->v_ms || now - e->v_ms > fleet_view_ttl(f)) &&
+	    (tight = fleet_tight_until(f, true, e->fp)) > now) {
+		v = FLEET_LIMITED; /* no view here, at the limit elsewhere */
+		*retry_after_s = (unsigned)((tight - now + 999) / 1000);
 	}
 	e->last_ms = now;
 	if (v == FLEET_OK) {
@@ -602,6 +667,8 @@ void fleet_free(struct fleet *f)
 	fleet_redis_password_free(f->password);
 	fleet_limits_free(f->lims);
 	fleet_blocks_free(f->blocks);
+	fleet_tight_free(f->tight_conns);
+	fleet_tight_free(f->tight_reqs);
 	free(f->fds);
 	for (i = 0; i < FLEET_STRIPES; i++)
 		pthread_mutex_destroy(&f->stripes[i]);

@@ -12,7 +12,10 @@
  *                 each gateway's open connections and totals, counted
  *                 until UNTIL (Redis time, ms: its push plus three of its
  *                 syncs, at least the hold time); older ones are dropped
- *   P{index}:ids  sorted set FP -> last push (ms), for mtlsgw-stat
+ *   P{index}:tight_conns, P{index}:tight_reqs  sorted sets FP -> until
+ *                 (Redis ms): identities some gateway found at their fleet
+ *                 max_conns / req_rate, so that a gateway that has no
+ *                 view of one yet refuses it too
  *   P{blocks}:list  hash FP -> "EXPIRES CREATED REASON" (unix seconds,
  *                 EXPIRES 0 = never); written by mtlsgw-ctl
  *   P{blocks}:events  Pub/Sub channel mtlsgw-ctl publishes changes on
@@ -77,6 +80,17 @@ struct fleet_entry {
 	uint32_t v_hosts;      /* gateways contributing */
 };
 
+/* Identities at a fleet limit somewhere: sorted, until our clock. */
+struct fleet_tight_item {
+	char fp[FLEET_FP_LEN + 1];
+	uint64_t until_ms;
+};
+
+struct fleet_tight {
+	struct fleet_tight_item *it;
+	size_t n;
+};
+
 /* The block list in force: sorted fingerprints. */
 struct fleet_blocks {
 	char (*fp)[FLEET_FP_LEN + 1];
@@ -108,8 +122,9 @@ struct fleet {
 	struct fleet_entry *_Atomic *fds;
 	size_t n_fds;
 
-	pthread_rwlock_t blocks_lock;
+	pthread_rwlock_t blocks_lock; /* also guards tight_* */
 	struct fleet_blocks *blocks;
+	struct fleet_tight *tight_conns, *tight_reqs;
 
 	/* Written by the sync thread, read by workers. */
 	_Atomic int state;	      /* enum fleet_state */
@@ -137,6 +152,12 @@ bool fleet_is_blocked(struct fleet *f, const char *fp);
  * identities it blocks. */
 void fleet_set_blocks(struct fleet *f, struct fleet_blocks *nb);
 void fleet_blocks_free(struct fleet_blocks *b);
+/* Until when (our clock) FP is at a fleet limit somewhere; 0 if not. */
+uint64_t fleet_tight_until(struct fleet *f, bool reqs, const char *fp);
+/* Swap in new tight sets (takes them; NULL keeps the old one). */
+void fleet_set_tight(struct fleet *f, struct fleet_tight *conns,
+		     struct fleet_tight *reqs);
+void fleet_tight_free(struct fleet_tight *t);
 void fleet_metric_sync(uint64_t us, bool ok);
 void fleet_metric_connected(bool up, size_t n_identities, size_t n_blocks);
 

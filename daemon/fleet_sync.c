@@ -57,12 +57,14 @@ static const char fleet_sync_lua[] =
 	"  end\n"
 	"end\n"
 	"redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))\n"
-	"return {n, act, hosts, 1000 - (ms % 1000)}\n";
+	"return {n, act, hosts, 1000 - (ms % 1000), ms}\n";
 
 struct fleet_item {
 	struct fleet_entry *e;
 	uint64_t dreq, conns_total, req_total;
 	uint32_t active;
+	/* Found at a fleet limit: until when (Redis ms), 0 if not. */
+	uint64_t tight_conns, tight_reqs;
 };
 
 struct fleet_conn {
@@ -267,12 +269,20 @@ static int fleet_sync_blocks(struct fleet *f, redisReply *list, redisReply *t)
 	return 0;
 }
 
-static void fleet_sync_apply(struct fleet *f, const struct fleet_item *it,
+static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 			     const redisReply *r, uint64_t now)
 {
+	struct fleet_limit lim = fleet_limit_of(f, it->e->fp, NULL);
+	uint64_t rms = (uint64_t)r->element[4]->integer;
 	pthread_mutex_t *lock;
 	struct fleet_entry *e = it->e;
 	unsigned hosts;
+
+	it->tight_conns = it->tight_reqs = 0;
+	if (lim.max_conns && (uint64_t)r->element[1]->integer >= lim.max_conns)
+		it->tight_conns = rms + fleet_view_ttl(f);
+	if (lim.req_rate && (uint64_t)r->element[0]->integer >= lim.req_rate)
+		it->tight_reqs = rms + (uint64_t)r->element[3]->integer;
 
 	lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
 	pthread_mutex_lock(lock);
@@ -289,13 +299,105 @@ static void fleet_sync_apply(struct fleet *f, const struct fleet_item *it,
 		atomic_store(&f->hosts_seen, hosts);
 }
 
+/* Append the marks of the identities found at a limit, the expiry and
+ * read of both tight sets, the block list and TIME; returns how many
+ * replies to read (the last two: block list, TIME). */
+static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc, size_t n,
+			      uint64_t rms)
+{
+	char kc[160], kr[160], kb[160];
+	size_t i, k = 0;
+
+	snprintf(kc, sizeof(kc), "%s{index}:tight_conns", f->prefix);
+	snprintf(kr, sizeof(kr), "%s{index}:tight_reqs", f->prefix);
+	snprintf(kb, sizeof(kb), "%s{blocks}:list", f->prefix);
+	for (i = 0; i < n; i++) {
+		struct fleet_item *it = &fc->items[i];
+
+		if (it->tight_conns) {
+			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kc,
+					   (unsigned long long)it->tight_conns,
+					   it->e->fp);
+			k++;
+		}
+		if (it->tight_reqs) {
+			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kr,
+					   (unsigned long long)it->tight_reqs,
+					   it->e->fp);
+			k++;
+		}
+	}
+	/* Past entries go (RMS: Redis time of this sync, 0 if unknown). */
+	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kc,
+			   (unsigned long long)rms);
+	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kr,
+			   (unsigned long long)rms);
+	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kc,
+			   FLEET_MAX_BLOCKS - 1);
+	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kr,
+			   FLEET_MAX_BLOCKS - 1);
+	redisAppendCommand(fc->c, "HGETALL %s", kb);
+	redisAppendCommand(fc->c, "TIME");
+	return k + 6;
+}
+
+static struct fleet_tight *fleet_sync_tight_one(const redisReply *z,
+						long long rnow, uint64_t now)
+{
+	struct fleet_tight *t;
+	long long until;
+	size_t i;
+
+	if (!z || z->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->it = calloc(z->elements / 2 + 1, sizeof(*t->it));
+	if (!t->it) {
+		free(t);
+		return NULL;
+	}
+	for (i = 0; i + 1 < z->elements; i += 2) {
+		const redisReply *m = z->element[i], *sc = z->element[i + 1];
+
+		if (m->type != REDIS_REPLY_STRING || m->len != FLEET_FP_LEN ||
+		    sc->type != REDIS_REPLY_STRING)
+			continue;
+		until = atoll(sc->str);
+		if (until <= rnow)
+			continue;
+		memcpy(t->it[t->n].fp, m->str, FLEET_FP_LEN);
+		t->it[t->n].fp[FLEET_FP_LEN] = 0;
+		t->it[t->n].until_ms = now + (uint64_t)(until - rnow);
+		t->n++;
+	}
+	return t;
+}
+
+/* TC, TR: ZRANGE replies; T: TIME. */
+static void fleet_sync_tight(struct fleet *f, const redisReply *tc,
+			     const redisReply *tr, const redisReply *t)
+{
+	long long rnow;
+
+	if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
+	    t->element[0]->type != REDIS_REPLY_STRING ||
+	    t->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	rnow = atoll(t->element[0]->str) * 1000 +
+	       atoll(t->element[1]->str) / 1000;
+	fleet_set_tight(f, fleet_sync_tight_one(tc, rnow, fleet_now_ms()),
+			fleet_sync_tight_one(tr, rnow, fleet_now_ms()));
+}
+
 static bool fleet_sync_reply_ok(const redisReply *r)
 {
 	size_t i;
 
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
 		return false;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (r->element[i]->type != REDIS_REPLY_INTEGER ||
 		    r->element[i]->integer < 0)
 			return false;
@@ -306,10 +408,9 @@ static bool fleet_sync_reply_ok(const redisReply *r)
 static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 			    size_t en)
 {
-	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end;
-	char key[160];
-	redisReply *r = NULL, *list = NULL;
-	uint64_t now;
+	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails;
+	redisReply *r = NULL, *list = NULL, *tc = NULL, *tr = NULL;
+	uint64_t now, rms = 0;
 
 	do {
 		if (atomic_load(&f->stop)) { /* shutting down: do not wait */
@@ -320,12 +421,6 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		end = n - done > FLEET_BATCH ? done + FLEET_BATCH : n;
 		for (i = done; i < end; i++)
 			fleet_sync_append(f, fc, &fc->items[i]);
-		if (end == n) {
-			snprintf(key, sizeof(key), "%s{blocks}:list",
-				 f->prefix);
-			redisAppendCommand(fc->c, "HGETALL %s", key);
-			redisAppendCommand(fc->c, "TIME");
-		}
 		for (i = done; i < end; i++) {
 			if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
 				goto io;
@@ -335,36 +430,61 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 					 fc->where,
 					 r && r->type == REDIS_REPLY_ERROR
 						 ? r->str
-						 : "(not 4 integers)");
+						 : "(not 5 integers)");
 				freeReplyObject(r);
 				fleet_sync_restore(f, fc, i, n);
 				return -1;
 			}
 			fleet_sync_apply(f, &fc->items[i], r, now);
+			if ((uint64_t)r->element[4]->integer > rms)
+				rms = (uint64_t)r->element[4]->integer;
 			freeReplyObject(r);
 		}
 		done = end;
 	} while (done < n);
+	/* Then one more round trip: marks, the sets, the block list. */
+	tails = fleet_sync_tail(f, fc, n, rms);
+	for (i = 0; i + 2 < tails; i++) {
+		if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
+			goto io;
+		if (i == tails - 4)
+			tc = r; /* ZRANGE tight_conns */
+		else if (i == tails - 3)
+			tr = r; /* ZRANGE tight_reqs */
+		else
+			freeReplyObject(r);
+	}
 	if (redisGetReply(fc->c, (void **)&list) != REDIS_OK)
 		goto io;
 	if (redisGetReply(fc->c, (void **)&r) != REDIS_OK) {
 		freeReplyObject(list);
 		goto io;
 	}
+	fleet_sync_tight(f, tc, tr, r);
 	if (fleet_sync_blocks(f, list, r) < 0) {
 		snprintf(err, en, "%s: cannot read the block list", fc->where);
 		freeReplyObject(list);
 		freeReplyObject(r);
-		return -1;
+		r = NULL;
+		goto bad;
 	}
 	freeReplyObject(list);
 	freeReplyObject(r);
+	if (tc)
+		freeReplyObject(tc);
+	if (tr)
+		freeReplyObject(tr);
 	fleet_metric_connected(true, atomic_load(&f->n_entries), 0);
 	return 0;
 io:
 	snprintf(err, en, "%s: %s", fc->where,
 		 fc->c->errstr[0] ? fc->c->errstr : "connection lost");
 	fleet_sync_restore(f, fc, done, n);
+bad:
+	if (tc)
+		freeReplyObject(tc);
+	if (tr)
+		freeReplyObject(tr);
 	return -1;
 }
 
