@@ -39,8 +39,10 @@ BPF_SKELS   := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/%.skel.h)
 BPF_ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Iinclude -I$(BUILD) -Wall
 
-.PHONY: all deps run test unit format-check clean
-all: deps $(BUILD)/mtlsgw $(TOOL_BINS)
+.PHONY: all deps run test unit format-check layers-check clean FORCE
+# `make` builds only; run and test install what is missing first, then
+# build in a sub-make (pkg-config's flags are read when make starts).
+all: $(BUILD)/mtlsgw $(TOOL_BINS)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -66,11 +68,20 @@ $(BUILD)/tests/bpf/limits_probe: tests/bpf/limits_probe.c $(BUILD)/daemon/limits
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ $(LDLIBS)
 
-# --- daemon
-$(BUILD)/%.o: %.c $(wildcard daemon/*.h include/*.h) | $(BPF_SKELS)
+# --- daemon: each object depends on the headers it includes (-MMD -MP)
+$(BUILD)/%.o: %.c | $(BPF_SKELS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CPPFLAGS) -DMTLSGW_VERSION='"$(VERSION)"' $(CFLAGS) $(WARN) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Rewritten only when `git describe` changes, so main.o is rebuilt then.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define MTLSGW_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/daemon/main.o: $(BUILD)/version.h
 
 $(BUILD)/libmtlsgw.a: $(DAEMON_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -91,13 +102,19 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libmtlsgw.a
 unit: all $(UNIT_BINS)
 
 # --- run the demo
-run: all
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/gen-certs.sh certs
 	$(Q)scripts/run-demo.sh
 
 # --- tests: every suite, one closing line with the counts
-test: all $(UNIT_BINS) $(BPF_TEST_BINS)
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS)
 	$(Q)tests/run-all.sh
+
+# Dependencies between daemon/ modules point down the layer list.
+layers-check:
+	$(Q)scripts/check-layers.sh daemon
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $(wildcard daemon/*.[ch] include/*.h bpf/*.c tools/*.c tests/unit/*.c tests/fuzz/*.c)

@@ -19,8 +19,11 @@
 
 #define EPERM	    1
 #define ENOENT	    2
+#define EAGAIN	    11
 #define ENOMEM	    12
+#define EBUSY	    16
 #define EINVAL	    22
+#define ENOSPC	    28
 #define ENOPROTOOPT 92
 
 #define IPPROTO_TCP_ 6
@@ -58,9 +61,11 @@ struct {
 	__type(value, struct mtlsgw_limit);
 } cert_limits SEC(".maps");
 
-/* key identity, value limiter state (struct mtlsgw_state: active count,
- * token buckets in ns-scaled credit); written here under its lock; the
- * daemon reads it to compute Retry-After. */
+/* key identity, value what enforcement needs (struct mtlsgw_state:
+ * active count, token buckets in ns-scaled credit, owner key); written
+ * here under its lock; a plain hash, never evicted behind our back: only
+ * reclaim_identity removes entries (daemon GC when full); the daemon
+ * reads it to compute Retry-After. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MTLSGW_MAX_IDENTITIES);
@@ -98,18 +103,45 @@ limits_for(const struct mtlsgw_id *id, __u64 conn_flags)
 	return bpf_map_lookup_elem(&cert_limits, &mtlsgw_key_default);
 }
 
-static __always_inline struct mtlsgw_state *
-state_get(const struct mtlsgw_id *id)
+/* An identity key, 8-aligned so that it compares as nine words. */
+union id_words {
+	struct mtlsgw_id id;
+	__u64 w[MTLSGW_ID_LEN / 8];
+};
+
+/* The identity's limiter state, created if missing; NULL when cert_buckets
+ * is full (the caller refuses: no state, no admission). */
+static __always_inline struct mtlsgw_state *state_get(const union id_words *key,
+						      __u32 flags)
 {
-	struct mtlsgw_state zero = {};
+	struct mtlsgw_state init = {};
 	struct mtlsgw_state *st;
 
-	st = bpf_map_lookup_elem(&cert_buckets, id);
+	st = bpf_map_lookup_elem(&cert_buckets, &key->id);
 	if (st)
 		return st;
+	__builtin_memcpy(&init.owner, &key->id, sizeof(init.owner));
+	init.flags = flags;
 	/* Losing a race to another CPU (EEXIST) is fine: look it up again. */
-	bpf_map_update_elem(&cert_buckets, id, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&cert_buckets, id);
+	bpf_map_update_elem(&cert_buckets, &key->id, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&cert_buckets, &key->id);
+}
+
+/* Under ST's lock: 1 if ST is still KEY's live entry (not reclaimed, its
+ * memory not reused for another key since it was looked up). */
+static __always_inline int state_owned(const struct mtlsgw_state *st,
+				       const union id_words *key)
+{
+	const __u64 *o = (const __u64 *)&st->owner;
+	__u64 diff = 0;
+	int i;
+
+	if (st->flags & MTLSGW_STATE_DEAD)
+		return 0;
+#pragma unroll
+	for (i = 0; i < MTLSGW_ID_LEN / 8; i++)
+		diff |= o[i] ^ key->w[i];
+	return diff == 0;
 }
 
 static __always_inline __u64 now_seconds(void)
@@ -143,8 +175,13 @@ static __always_inline int sockopt_fail(struct bpf_sockopt *ctx, int err)
 	return 0;
 }
 
-/* MTLSGW_SO_BIND: admission. max_conns first, then the connection rate;
- * a refused connection is counted and not tagged. */
+/*
+ * MTLSGW_SO_BIND: admission. max_conns first, then the connection rate;
+ * a refused connection is counted and not tagged. Never admits without
+ * state: ENOSPC when cert_buckets is full (the daemon reclaims idle
+ * entries and retries, else refuses), EAGAIN when the entry was reclaimed
+ * between lookup and lock (the daemon retries).
+ */
 static __always_inline int bind_identity(struct bpf_sockopt *ctx)
 {
 	struct mtlsgw_bind *bind = (void *)(long)ctx->optval;
@@ -153,16 +190,17 @@ static __always_inline int bind_identity(struct bpf_sockopt *ctx)
 	struct mtlsgw_stats *stats;
 	struct mtlsgw_state *state;
 	struct mtlsgw_limit *lim;
-	struct mtlsgw_id id;
+	union id_words key;
 	__u64 max_conns = 0, rate = 0, burst = 0, now;
-	int refused = 0;
+	__u32 sflags = 0;
+	int refused = 0, stale = 0;
 
 	if ((void *)(bind + 1) > end || ctx->optlen < (int)sizeof(*bind))
 		return sockopt_fail(ctx, EINVAL);
 	if (!ctx->sk)
 		return sockopt_fail(ctx, EINVAL);
-	__builtin_memcpy(&id, &bind->id, sizeof(id));
-	id.name[sizeof(id.name) - 1] = 0;
+	__builtin_memcpy(&key.id, &bind->id, sizeof(key.id));
+	key.id.name[sizeof(key.id.name) - 1] = 0;
 
 	conn = bpf_sk_storage_get(&conn_identity, ctx->sk, 0,
 				  BPF_SK_STORAGE_GET_F_CREATE);
@@ -172,41 +210,57 @@ static __always_inline int bind_identity(struct bpf_sockopt *ctx)
 	if (conn->flags & MTLSGW_CONN_BOUND)
 		return 1; /* bound already: counted once */
 
-	lim = limits_for(&id, bind->flags);
+	lim = limits_for(&key.id, bind->flags);
 	if (lim) {
 		max_conns = lim->max_conns;
 		rate = lim->conn_rate;
 		burst = lim->conn_burst;
 	}
-	state = state_get(&id);
-	stats = stats_get(&id, bind);
-	if (!state || !stats)
-		return sockopt_fail(ctx, ENOMEM);
+	if (bind->flags & MTLSGW_CONN_ANONYMOUS)
+		sflags = MTLSGW_STATE_ANONYMOUS;
+	state = state_get(&key, sflags);
+	if (!state)
+		return sockopt_fail(ctx, ENOSPC);
+	/* Counters are for operators: an LRU may lack them, enforcement
+	 * goes on without. */
+	stats = stats_get(&key.id, bind);
 
 	now = bpf_ktime_get_ns();
 	bpf_spin_lock(&state->lock);
-	if (max_conns && state->active >= max_conns)
+	if (!state_owned(state, &key)) {
+		stale = 1;
+	} else if (max_conns && state->active >= max_conns) {
 		refused = 1;
-	else if (!limiter_take(&state->conn, rate, burst, 1, now))
+	} else if (!limiter_take(&state->conn, rate, burst, 1, now)) {
 		refused = 1;
-	else
+	} else {
 		state->active++;
+	}
+	/* Mirrored under the lock: exact again as soon as the identity
+	 * binds, even after the LRU evicted and recreated its counters. */
+	if (!stale && stats)
+		stats->conns_active = state->active;
 	bpf_spin_unlock(&state->lock);
+	if (stale)
+		return sockopt_fail(ctx, EAGAIN);
 
-	stats->last_seen = now_seconds();
+	if (stats)
+		stats->last_seen = now_seconds();
 	if (refused) {
-		__sync_fetch_and_add(&stats->conns_rejected, 1);
-		dbg("mtlsgw: refused %s", id.name);
+		if (stats)
+			__sync_fetch_and_add(&stats->conns_rejected, 1);
+		dbg("mtlsgw: refused %s", key.id.name);
 		return 0; /* EPERM */
 	}
-	__builtin_memcpy(&conn->id, &id, sizeof(id));
+	__builtin_memcpy(&conn->id, &key.id, sizeof(key.id));
 	conn->flags = MTLSGW_CONN_BOUND | (bind->flags & MTLSGW_CONN_ANONYMOUS);
-	__sync_fetch_and_add(&stats->conns_total, 1);
-	__sync_fetch_and_add(&stats->conns_active, 1);
+	if (stats)
+		__sync_fetch_and_add(&stats->conns_total, 1);
 	return 1;
 }
 
-/* MTLSGW_SO_REQUEST: charge requests to the socket's identity. */
+/* MTLSGW_SO_REQUEST: charge requests to the socket's identity. The
+ * entry exists: it has an open connection (this one), so no GC took it. */
 static __always_inline int charge_request(struct bpf_sockopt *ctx)
 {
 	struct mtlsgw_request *req = (void *)(long)ctx->optval;
@@ -237,9 +291,9 @@ static __always_inline int charge_request(struct bpf_sockopt *ctx)
 	}
 	stats = bpf_map_lookup_elem(&cert_stats, &conn->id);
 	if (rate) {
-		state = state_get(&conn->id);
+		state = bpf_map_lookup_elem(&cert_buckets, &conn->id);
 		if (!state)
-			return sockopt_fail(ctx, ENOMEM);
+			return sockopt_fail(ctx, ENOSPC);
 		now = bpf_ktime_get_ns();
 		bpf_spin_lock(&state->lock);
 		ok = limiter_take(&state->req, rate, burst, count, now);
@@ -253,6 +307,50 @@ static __always_inline int charge_request(struct bpf_sockopt *ctx)
 			__sync_fetch_and_add(&stats->requests_rejected, count);
 	}
 	return ok; /* 0: EPERM */
+}
+
+/*
+ * MTLSGW_SO_RECLAIM (daemon GC, cert_buckets full): remove the entry if
+ * it is idle (limiter_state_idle). The decision and the DEAD mark are
+ * taken under the entry's lock, so a connection admitted meanwhile is
+ * never lost: it either got in first (then the entry is not idle) or
+ * finds it DEAD and retries on a fresh one. EBUSY: not idle; ENOENT: gone.
+ */
+static __always_inline int reclaim_identity(struct bpf_sockopt *ctx)
+{
+	struct mtlsgw_reclaim *rc = (void *)(long)ctx->optval;
+	void *end = (void *)(long)ctx->optval_end;
+	struct mtlsgw_state *state;
+	struct mtlsgw_limit *lim;
+	union id_words key;
+	__u64 idle_ns, now, cflags = 0;
+	int dead = 0;
+
+	if ((void *)(rc + 1) > end || ctx->optlen < (int)sizeof(*rc))
+		return sockopt_fail(ctx, EINVAL);
+	__builtin_memcpy(&key.id, &rc->id, sizeof(key.id));
+	key.id.name[sizeof(key.id.name) - 1] = 0;
+	idle_ns = rc->idle_ns;
+	ctx->optlen = -1;
+
+	state = bpf_map_lookup_elem(&cert_buckets, &key.id);
+	if (!state)
+		return sockopt_fail(ctx, ENOENT);
+	if (state->flags & MTLSGW_STATE_ANONYMOUS)
+		cflags = MTLSGW_CONN_ANONYMOUS;
+	lim = limits_for(&key.id, cflags);
+	now = bpf_ktime_get_ns();
+	bpf_spin_lock(&state->lock);
+	if (state_owned(state, &key) &&
+	    limiter_state_idle(state, lim, now, idle_ns)) {
+		state->flags |= MTLSGW_STATE_DEAD;
+		dead = 1;
+	}
+	bpf_spin_unlock(&state->lock);
+	if (!dead)
+		return sockopt_fail(ctx, EBUSY);
+	bpf_map_delete_elem(&cert_buckets, &key.id);
+	return 1;
 }
 
 SEC("cgroup/setsockopt")
@@ -270,6 +368,8 @@ int setsockopt_bind_identity(struct bpf_sockopt *ctx)
 		return bind_identity(ctx);
 	case MTLSGW_SO_REQUEST:
 		return charge_request(ctx);
+	case MTLSGW_SO_RECLAIM:
+		return reclaim_identity(ctx);
 	default:
 		return sockopt_fail(ctx, ENOPROTOOPT);
 	}
@@ -281,29 +381,28 @@ int sock_release_count(struct bpf_sock *sk)
 	struct mtlsgw_conn *conn;
 	struct mtlsgw_stats *stats;
 	struct mtlsgw_state *state;
-	int was_active = 0;
+	union id_words key;
 
 	conn = bpf_sk_storage_get(&conn_identity, sk, 0, 0);
 	if (!conn || !(conn->flags & MTLSGW_CONN_BOUND))
 		return 1;
 	conn->flags &= ~MTLSGW_CONN_BOUND;
-	state = bpf_map_lookup_elem(&cert_buckets, &conn->id);
-	if (state) {
-		bpf_spin_lock(&state->lock);
-		if (state->active > 0) {
-			state->active--;
-			was_active = 1;
-		}
-		bpf_spin_unlock(&state->lock);
-	}
-	stats = bpf_map_lookup_elem(&cert_stats, &conn->id);
-	if (stats) {
+	__builtin_memcpy(&key.id, &conn->id, sizeof(key.id));
+	stats = bpf_map_lookup_elem(&cert_stats, &key.id);
+	if (stats)
 		stats->last_seen = now_seconds();
-		/* Only what was counted is uncounted: never below zero, even
-		 * if either entry was evicted and recreated meanwhile. */
-		if (was_active && stats->conns_active > 0)
-			__sync_fetch_and_add(&stats->conns_active, -1);
+	/* An entry with an open connection is never reclaimed: it is there,
+	 * and it is ours. */
+	state = bpf_map_lookup_elem(&cert_buckets, &key.id);
+	if (!state)
+		return 1;
+	bpf_spin_lock(&state->lock);
+	if (state_owned(state, &key) && state->active > 0) {
+		state->active--;
+		if (stats)
+			stats->conns_active = state->active;
 	}
+	bpf_spin_unlock(&state->lock);
 	return 1;
 }
 

@@ -89,6 +89,9 @@ static const struct config_keyword config_keywords[] = {
 	KW("user", SEC_SERVER, T_STRING, CFG(user), .chars = "._-$",
 	   .max_len = 32),
 	KW("pid_file", SEC_SERVER, T_PATH, CFG(pid_file)),
+	KW("proxy_from", SEC_SERVER, T_CIDR, 0, .flags = KW_REPEAT),
+	KW("drain_delay", SEC_SERVER, T_DURATION, CFG(drain_delay_ms), .min = 0,
+	   .max = 3600000),
 	/* [tls] */
 	KW("cert", SEC_TLS, T_FILE, CFG(cert), .flags = KW_LINE,
 	   .line_offset = CFG(cert_line)),
@@ -123,6 +126,7 @@ static const struct config_keyword config_keywords[] = {
 	KW("forward_cert", SEC_LOCATION, T_BOOL, LOC(forward_cert)),
 	KW("websocket", SEC_LOCATION, T_BOOL, LOC(websocket)),
 	KW("metrics", SEC_LOCATION, T_BOOL, LOC(metrics)),
+	KW("ready", SEC_LOCATION, T_BOOL, LOC(ready)),
 	KW("header_prefix", SEC_LOCATION, T_STRING, LOC(header_prefix),
 	   .chars = "-", .max_len = 64),
 	/* [upstream NAME] */
@@ -157,6 +161,10 @@ static const struct config_keyword config_keywords[] = {
 	   .limit_bit = CONFIG_LIMIT_FLEET_BW_OUT),
 	KW("fleet_fail", SEC_LIMITS, T_ENUM, LIM(fleet_fail),
 	   .values = config_enum_fleet_fail),
+	KW("anonymous_prefix_v4", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v4),
+	   .flags = KW_CONFIG, .min = 0, .max = 32),
+	KW("anonymous_prefix_v6", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v6),
+	   .flags = KW_CONFIG, .min = 0, .max = 128),
 	/* [bpf] */
 	KW("mode", SEC_BPF, T_ENUM, CFG(bpf_mode),
 	   .values = config_enum_bpf_mode),
@@ -653,6 +661,15 @@ static int config_handler(void *user, const char *section, const char *name,
 		break;
 	case SEC_LIMITS:
 		base = (char *)ctx->cur_limit;
+		if (!(kw->flags & KW_CONFIG))
+			break;
+		if (ctx->cur_limit != &ctx->cfg->limit_default) {
+			config_error(ctx, ctx->lineno,
+				     "'%s' belongs in [limits], not in [%s]",
+				     name, ctx->section);
+			return 1;
+		}
+		base = (char *)ctx->cfg;
 		break;
 	default:
 		base = (char *)ctx->cfg;
@@ -693,6 +710,7 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->max_body_size = CONFIG_DEFAULT_MAX_BODY_SIZE;
 	cfg->request_timeout_ms = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS;
 	cfg->drain_timeout_ms = CONFIG_DEFAULT_DRAIN_TIMEOUT_MS;
+	cfg->drain_delay_ms = CONFIG_DEFAULT_DRAIN_DELAY_MS;
 	cfg->verify_depth = CONFIG_DEFAULT_VERIFY_DEPTH;
 	cfg->min_version = TLS1_2_VERSION;
 	cfg->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -700,6 +718,8 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->session_tickets = true;
 	strcpy(cfg->limit_default.key, "default");
 	strcpy(cfg->limit_anonymous.key, "anonymous");
+	cfg->anonymous_prefix_v4 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4;
+	cfg->anonymous_prefix_v6 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6;
 	cfg->bpf_mode = CONFIG_BPF_AUTO;
 	cfg->bpf_instance = strdup(CONFIG_DEFAULT_BPF_INSTANCE);
 	cfg->fleet_sync_ms = CONFIG_DEFAULT_FLEET_SYNC_MS;

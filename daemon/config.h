@@ -37,9 +37,14 @@
 #define CONFIG_DEFAULT_UPSTREAM_READ_TIMEOUT_MS	   30000
 #define CONFIG_DEFAULT_UPSTREAM_KEEPALIVE	   32
 #define CONFIG_DEFAULT_BPF_INSTANCE		   "default"
+#define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4	   32
+#define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6	   64
 #define CONFIG_MAX_UPSTREAM_SERVERS		   16
 #define CONFIG_DEFAULT_FLEET_SYNC_MS		   200
 #define CONFIG_DEFAULT_FLEET_KEY_PREFIX		   "mtlsgw:"
+/* SIGTERM: keep accepting (with /ready at 503) this long, then drain. */
+#define CONFIG_DEFAULT_DRAIN_DELAY_MS 0
+#define CONFIG_MAX_PROXY_FROM	      64
 
 enum config_client_cert {
 	CONFIG_CLIENT_CERT_NONE,     /* certificate ignored for policy */
@@ -64,6 +69,16 @@ struct config_addr {
 struct config_listen {
 	struct config_addr addr;
 	bool proxy_protocol; /* "listen = 127.0.0.1:8443 proxy_protocol" */
+	int line;
+};
+
+/* "proxy_from = 10.0.0.0/8, 2001:db8::/32": a source network allowed to
+ * send PROXY headers. ADDR is the network in network byte order, host
+ * bits zero (config_values.c refuses others). */
+struct config_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix; /* bits */
 	int line;
 };
 
@@ -93,6 +108,7 @@ struct config_location {
 	bool forward_cert;
 	bool websocket;
 	bool metrics;	     /* "metrics = yes": Prometheus text of metrics.c */
+	bool ready;	     /* "ready = yes": 200, or 503 (ready.c) */
 	char *header_prefix; /* default CONFIG_DEFAULT_HEADER_PREFIX */
 };
 
@@ -153,6 +169,11 @@ struct config {
 	size_t max_body_size;
 	unsigned request_timeout_ms;
 	unsigned drain_timeout_ms;
+	unsigned drain_delay_ms; /* SIGTERM: /ready 503, accept this long */
+	/* Who may send a PROXY header on a proxy_protocol listener; none
+	 * listed = anyone (start-up warns). */
+	struct config_cidr proxy_from[CONFIG_MAX_PROXY_FROM];
+	size_t n_proxy_from;
 	char *user; /* drop to this user after start-up; NULL = stay */
 	char *pid_file;
 
@@ -179,6 +200,9 @@ struct config {
 		limit_anonymous; /* inherits unset keys from default */
 	struct config_limit *limit_overrides;
 	size_t n_limit_overrides;
+	/* [limits] only: clients without a certificate are keyed by their
+	 * address's prefix of this length (bits) */
+	unsigned anonymous_prefix_v4, anonymous_prefix_v6;
 
 	/* [bpf] */
 	enum config_bpf_mode bpf_mode;

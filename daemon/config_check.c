@@ -102,7 +102,7 @@ static void config_check_fleet(struct config_ctx *ctx)
 static void config_check_location(struct config_ctx *ctx, size_t i)
 {
 	static const char *const handlers[] = {"root", "return", "proxy_pass",
-					       "metrics"};
+					       "metrics", "ready"};
 	static const char *const allows[] = {"allow_subject", "allow_san",
 					     "allow_fingerprint"};
 	struct config *cfg = ctx->cfg;
@@ -112,19 +112,19 @@ static void config_check_location(struct config_ctx *ctx, size_t i)
 	int first_line = 0, line, cc_line;
 
 	/* The first handler in the file stands; each later one is named.
-	 * "metrics = no" is no handler. */
-	for (size_t h = 0; h < 4; h++) {
+	 * "metrics = no" and "ready = no" are no handler. */
+	for (size_t h = 0; h < 5; h++) {
 		line = config_seen_line(seen, SEC_LOCATION, handlers[h]);
-		if (h == 3 && !loc->metrics)
+		if ((h == 3 && !loc->metrics) || (h == 4 && !loc->ready))
 			line = 0;
 		if (line && (!first || line < first_line)) {
 			first = handlers[h];
 			first_line = line;
 		}
 	}
-	for (size_t h = 0; h < 4; h++) {
+	for (size_t h = 0; h < 5; h++) {
 		line = config_seen_line(seen, SEC_LOCATION, handlers[h]);
-		if (h == 3 && !loc->metrics)
+		if ((h == 3 && !loc->metrics) || (h == 4 && !loc->ready))
 			line = 0;
 		if (!line || line == first_line)
 			continue;
@@ -136,7 +136,7 @@ static void config_check_location(struct config_ctx *ctx, size_t i)
 	if (!first)
 		config_error(ctx, loc->line,
 			     "[location %s] has no handler: set root, return, "
-			     "proxy_pass or metrics",
+			     "proxy_pass, metrics or ready",
 			     loc->prefix);
 
 	cc_line = config_seen_line(seen, SEC_LOCATION, "client_cert");
@@ -163,6 +163,24 @@ static void config_check_location(struct config_ctx *ctx, size_t i)
 			     "http://%s:8080)",
 			     loc->proxy_upstream, loc->proxy_upstream,
 			     loc->proxy_upstream);
+}
+
+/* proxy_from only means something on a proxy_protocol listener. */
+static void config_check_proxy_from(struct config_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	int line =
+		config_seen_line(&ctx->seen_server, SEC_SERVER, "proxy_from");
+
+	if (!cfg->n_proxy_from)
+		return;
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proxy_protocol)
+			return;
+	config_error(ctx, line,
+		     "proxy_from (line %d) has no effect: no listen line is "
+		     "marked proxy_protocol",
+		     line);
 }
 
 void config_check(struct config_ctx *ctx)
@@ -204,6 +222,8 @@ void config_check(struct config_ctx *ctx)
 				      &cfg->listen[0].addr, &why) == 0)
 			cfg->n_listen = 1;
 	}
+
+	config_check_proxy_from(ctx);
 
 	if (!cfg->workers) {
 		n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -52,11 +52,13 @@ enum config_type {
 	T_STRLIST,     /* struct config_strlist, appends */
 	T_SUBJECT,     /* T_STRLIST holding distinguished names */
 	T_FINGERPRINT, /* T_STRLIST of normalised fingerprints */
+	T_CIDR,	       /* appends to cfg->proxy_from; comma lists too */
 };
 
 #define KW_REPEAT    (1u << 0) /* every occurrence appends */
 #define KW_LINE	     (1u << 1) /* store the line at .line_offset */
 #define KW_ALLOW_OFF (1u << 2) /* T_LOGFILE: "off" is allowed */
+#define KW_CONFIG    (1u << 3) /* [limits] key stored in struct config */
 
 struct config_enum {
 	const char *name;
@@ -80,7 +82,7 @@ struct config_keyword {
 
 /* Entries in config_keywords[] (config.c); a _Static_assert there keeps
  * the two in step. */
-#define CONFIG_NKW 56
+#define CONFIG_NKW 61
 
 /* First line of each keyword within one section instance (0 = unset). */
 struct config_seen {

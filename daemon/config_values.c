@@ -445,6 +445,106 @@ static void config_set_listen(struct config_ctx *ctx, const char *value)
 	cfg->listen[cfg->n_listen++] = l;
 }
 
+/* One "ADDR" or "ADDR/BITS" of a proxy_from list; *WHY on failure. */
+static int config_parse_cidr(const char *item, struct config_cidr *c,
+			     const char **why)
+{
+	char s[INET6_ADDRSTRLEN + 8], *slash;
+	unsigned max, full, i;
+	uint64_t bits;
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(item) >= sizeof(s)) {
+		*why = "too long for an address";
+		return -1;
+	}
+	strcpy(s, item);
+	slash = strchr(s, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, s, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, s, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else {
+		*why = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	bits = max;
+	if (slash && (config_parse_u64(slash + 1, &bits) || bits > max)) {
+		*why = max == 32 ? "prefix length must be 0 to 32"
+				 : "prefix length must be 0 to 128";
+		return -1;
+	}
+	c->prefix = (unsigned)bits;
+	/* "10.0.0.1/8" is a typo more often than a choice: name it. */
+	full = c->prefix / 8;
+	for (i = full; i < max / 8; i++) {
+		unsigned char mask =
+			i == full && c->prefix % 8
+				? (unsigned char)(0xff >> (c->prefix % 8))
+				: 0xff;
+
+		if (c->addr[i] & mask) {
+			*why = "host bits are set after the prefix length";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "proxy_from = 10.0.0.0/8, 192.0.2.7, 2001:db8::/32"; repeatable. */
+static void config_set_proxy_from(struct config_ctx *ctx, const char *value)
+{
+	struct config *cfg = ctx->cfg;
+	char buf[INI_MAX_LINE], *item, *save = NULL;
+	const char *why;
+	struct config_cidr c;
+
+	snprintf(buf, sizeof(buf), "%s", value);
+	if (!buf[0] || buf[0] == ',' || buf[strlen(buf) - 1] == ',' ||
+	    strstr(buf, ",,")) {
+		config_error(ctx, ctx->lineno,
+			     "bad value '%s' for proxy_from: empty item in the "
+			     "list",
+			     value);
+		return;
+	}
+	for (item = strtok_r(buf, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*item))
+			item++;
+		for (char *e = item + strlen(item);
+		     e > item && isspace((unsigned char)e[-1]);)
+			*--e = '\0';
+		if (!*item) {
+			config_error(ctx, ctx->lineno,
+				     "bad value '%s' for proxy_from: empty "
+				     "item in the list",
+				     value);
+			return;
+		}
+		if (config_parse_cidr(item, &c, &why)) {
+			config_error(ctx, ctx->lineno,
+				     "bad value '%s' for proxy_from: '%s': %s "
+				     "(expected ADDRESS or ADDRESS/BITS, as "
+				     "10.0.0.0/8 or 2001:db8::/32)",
+				     value, item, why);
+			return;
+		}
+		if (cfg->n_proxy_from == CONFIG_MAX_PROXY_FROM) {
+			config_error(ctx, ctx->lineno,
+				     "too many proxy_from networks (max %d)",
+				     CONFIG_MAX_PROXY_FROM);
+			return;
+		}
+		c.line = ctx->lineno;
+		cfg->proxy_from[cfg->n_proxy_from++] = c;
+	}
+}
+
 static void config_set_server(struct config_ctx *ctx, const char *value)
 {
 	struct config_upstream *u = &ctx->cfg->upstreams[ctx->cur];
@@ -704,6 +804,9 @@ void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
 		break;
 	case T_SERVER:
 		config_set_server(ctx, value);
+		break;
+	case T_CIDR:
+		config_set_proxy_from(ctx, value);
 		break;
 	case T_RETURN:
 		config_set_return(ctx, kw, value);

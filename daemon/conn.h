@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One client connection, from accept to close. Owned by the worker that
- * accepted it; never touched by another thread. MHD's socket context points
- * at it, so HTTP handlers (files, proxy, limits) reach the identity and the
- * TLS facts of the connection that carries a request.
+ * One client connection, from accept to free. conn.c owns its lifetime:
+ * the references, the client's TCP socket (closed in one function,
+ * conn_close_socket, on every path), and everything keyed by that socket
+ * (the limiter's count, the connection gauge), each released exactly once.
+ * Owned by the worker that accepted it; never touched by another thread.
+ *
+ * Who writes what: the fields under "conn.c" only through the functions
+ * below; the handshake fields by handshake.c before the hand-off; relay by
+ * relay.c. Everything else (http, files, proxy, policy) only reads.
  */
 #ifndef MTLSGW_CONN_H
 #define MTLSGW_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 
+#include "gen.h"
 #include "identity.h"
+#include "limits.h"
 #include "loop.h"
 
-struct worker;
+struct fleet;
 struct relay;
-struct gen;
 
 enum conn_path {
 	CONN_PATH_NONE,	     /* still in the handshake */
@@ -29,60 +37,96 @@ enum conn_path {
 enum conn_state {
 	CONN_PROXY_HEADER, /* waiting for a PROXY protocol header */
 	CONN_HANDSHAKE,
-	CONN_HTTP, /* handed to libmicrohttpd */
-	CONN_CLOSED,
+	CONN_HTTP,   /* handed to libmicrohttpd */
+	CONN_CLOSED, /* set by conn.c when the last reference goes */
+};
+
+/* A worker's connections and what they share with it. */
+struct conn_list {
+	LIST_HEAD(, conn) head;
+	unsigned n;
+	struct loop *loop;
+	struct limits *limits;	 /* NULL: limits off */
+	struct fleet *fleet;	 /* NULL: no [fleet] */
+	atomic_uint *open_conns; /* process-wide: accepted, not yet freed */
+	unsigned max_conns;	 /* ceiling of *open_conns */
 };
 
 struct conn {
-	struct worker *worker;
-	struct gen *gen; /* config generation this connection started on */
+	/* conn.c */
+	struct conn_list *list;
+	LIST_ENTRY(conn) link;
+	unsigned refs;	   /* the handshake, MHD, the relay; freed at 0 */
+	struct gen *gen;   /* config generation it was accepted under */
+	int fd;		   /* client TCP socket; -1 once closed */
+	bool fd_mhd;	   /* MHD owns fd (kTLS hand-off): it closes it */
+	int mhd_fd;	   /* the fd MHD serves (fd on kTLS, socketpair end) */
+	bool limits_bound; /* limits_admit() counted it: release once */
+	bool limits_refused;	/* over a connection limit: 429, then close */
+	bool fleet_bound;	/* fleet_conn_open() counted it: release once */
+	bool fleet_blocked;	/* on the fleet block list: 403, then close */
+	unsigned retry_after_s; /* for that 429 */
+	unsigned active_requests; /* requests under way (graceful drain) */
+	uint64_t requests;
+	/* Client bytes forwarded since the last request began: non-zero with
+	 * no active request means a request started but is not complete. */
+	uint64_t pending_request_bytes;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+
+	/* handshake.c, until the hand-off (state: conn.c sets CLOSED) */
 	enum conn_state state;
-	int fd;	    /* client TCP socket; -1 once MHD owns it or after close */
-	int mhd_fd; /* the fd given to MHD (== TCP fd on kTLS, socketpair end)
-		     */
-	SSL *ssl;
+	SSL *ssl; /* freed by conn.c; NULL after a kTLS hand-off */
 	struct loop_watch watch; /* on fd, during PROXY header and handshake */
 	struct loop_timer timer; /* handshake deadline, PROXY header re-peek */
 	uint64_t deadline_ms;	 /* PROXY header + handshake must end by */
-
 	struct sockaddr_storage peer; /* real client (after PROXY protocol) */
 	socklen_t peer_len;
 	char peer_text[64]; /* "1.2.3.4:5678" / "[::1]:5678" */
-	struct sockaddr_storage local;
-	socklen_t local_len;
 	bool proxy_protocol;
-
-	/* TLS facts, valid from CONN_HTTP on. */
 	const char *tls_version; /* static strings from OpenSSL */
 	const char *tls_cipher;
 	bool tls_resumed;
 	long verify_result; /* X509_V_OK when verified */
 	struct identity id;
-
 	enum conn_path path;
 	const char *path_reason; /* why userspace, static string, or NULL */
-	struct relay *relay;	 /* CONN_PATH_USERSPACE only */
 
-	/* Requests under way on this connection (for graceful drain). */
-	unsigned active_requests;
-	uint64_t requests;
-	/* Client bytes forwarded since the last request began: non-zero with
-	 * no active request means a request started but is not complete. */
-	uint64_t pending_request_bytes;
-	/* Owners still holding this conn: MHD, the relay. Freed at 0. */
-	unsigned refs;
-	bool limits_bound;	  /* limits_admit() accepted it */
-	bool limits_refused;	  /* over a connection limit: 429, then close */
-	bool fleet_bound;	  /* fleet_conn_open() counted it */
-	bool fleet_blocked;	  /* on the fleet block list: 403, then close */
-	unsigned retry_after_s;	  /* for that 429 */
-	struct conn *prev, *next; /* worker's list of live connections */
+	/* relay.c */
+	struct relay *relay; /* CONN_PATH_USERSPACE, while the relay runs */
 };
 
-/* Drop one reference; frees the connection at zero. */
+/* An accepted socket FD from PEER becomes a connection with one reference
+ * (the handshake's) on L, under generation G. NULL with FD closed when
+ * max_conns are open (errno EBUSY) or out of memory (ENOMEM). */
+struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
+		      const struct sockaddr_storage *peer, socklen_t peer_len);
+void conn_ref(struct conn *c);
+/* Drop one reference; at zero close the socket (conn_close_socket) and
+ * free the connection. */
 void conn_unref(struct conn *c);
-/* The TCP socket is about to be closed (by us or by MHD): release what is
- * keyed by it (userspace limiter). Idempotent. */
-void conn_tcp_closing(struct conn *c);
+
+/*
+ * The one place the client's TCP socket goes away: release what is keyed
+ * by it (the limiter's count, once), then close it, unless MHD owns it
+ * (fd_mhd), which closes it itself right after telling us (or already
+ * has, when it refused the socket). Idempotent.
+ */
+void conn_close_socket(struct conn *c);
+
+/* The client's identity is known: count the connection against its
+ * limits (sets limits_bound or limits_refused / retry_after_s). */
+void conn_admit(struct conn *c);
+/* The plaintext socket MHD serves from now on; TCP says whether it is the
+ * client's TCP socket itself (kTLS), which MHD then closes. */
+void conn_mhd_attach(struct conn *c, int fd, bool tcp);
+/* MHD has let go of its socket (closed or about to close it). */
+void conn_mhd_detach(struct conn *c);
+
+/* An HTTP request starts / ends on this connection. */
+void conn_request_begin(struct conn *c);
+void conn_request_end(struct conn *c);
+/* N bytes of the client's went to MHD (the userspace relay counts). */
+void conn_client_bytes(struct conn *c, uint64_t n);
 
 #endif

@@ -9,7 +9,7 @@
 #ifndef MTLSGW_FILES_H
 #define MTLSGW_FILES_H
 
-#include "http.h"
+#include "http_respond.h"
 
 /* Serve rq->path from rq->loc->root. Always answers (200/206/304/403/
  * 404/405/416/500) through http_respond. */

@@ -22,6 +22,7 @@
 #include "fleet_private.h"
 #include "fleet_redis.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Process-wide metrics (one fleet per process). */
 static _Atomic int fleet_m_enabled;
@@ -616,6 +617,7 @@ int fleet_new(const struct config *cfg, struct fleet **out)
 	if (fleet_setup(f, cfg) < 0)
 		goto bad;
 	atomic_store(&fleet_m_enabled, 1);
+	metrics_set_extra(fleet_metrics_write);
 	if (fleet_sync_start(f) < 0)
 		goto bad;
 	*out = f;
@@ -675,5 +677,6 @@ void fleet_free(struct fleet *f)
 	pthread_rwlock_destroy(&f->lims_lock);
 	pthread_rwlock_destroy(&f->blocks_lock);
 	atomic_store(&fleet_m_enabled, 0);
+	metrics_set_extra(NULL);
 	free(f);
 }

@@ -10,22 +10,25 @@
 
 #include "files.h"
 #include "fleet.h"
+#include "http.h"
 #include "ktls.h"
 #include "limits.h"
-#include "http.h"
+#include "http_framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
-#include "worker.h"
+#include "ready.h"
 
 #define HTTP_MIN_CONN_MEMORY (32 * 1024)
 #define HTTP_PATH_MAX	     4096
 
 struct http_server {
-	struct worker *worker;
 	struct loop *loop;
+	struct gen *gen; /* the worker's newest: new requests start on it */
+	struct limits *limits;
+	const atomic_uint *open_conns; /* for /metrics */
 	struct MHD_Daemon *mhd;
 	struct loop_watch watch; /* MHD's epoll fd */
 	struct loop_timer timer; /* MHD's next timeout */
@@ -120,8 +123,7 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 		if (s->adding && s->adding->path == CONN_PATH_USERSPACE)
 			MHD_set_connection_option(
 				mc, MHD_CONNECTION_OPTION_TIMEOUT,
-				2 * (unsigned)((worker_gen(s->worker)
-							->cfg
+				2 * (unsigned)((s->gen->cfg
 							->request_timeout_ms +
 						999) /
 					       1000));
@@ -137,12 +139,9 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 	*socket_context = NULL;
 	/* MHD closes the fd it was given (the TCP socket on kTLS) right
 	 * after this notification. */
-	if (c->path == CONN_PATH_KTLS) {
+	if (c->path == CONN_PATH_KTLS)
 		http_ktls_closed(c);
-		conn_tcp_closing(c);
-		c->fd = -1;
-	}
-	c->mhd_fd = -1;
+	conn_mhd_detach(c);
 	conn_unref(c);
 }
 
@@ -161,17 +160,20 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 		addr = (const struct sockaddr *)&local;
 		addr_len = sizeof(local);
 	}
-	c->refs++;
+	conn_ref(c);
 	s->adding = c;
 	r = MHD_add_connection(s->mhd, fd, addr, addr_len);
 	if (s->adding) {
-		/* MHD did not take it (it closed FD already). */
+		/* MHD did not take it (it closed FD already); on kTLS that
+		 * was the TCP socket: release what is keyed by it. */
 		s->adding = NULL;
-		c->mhd_fd = -1;
-		if (c->path == CONN_PATH_KTLS)
-			c->fd = -1;
-		log_warn("client %s: HTTP engine refused the connection%s",
-			 c->peer_text, r == MHD_YES ? "" : " (limit?)");
+		conn_mhd_detach(c);
+		static struct log_ratelimit rl;
+
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: HTTP engine refused the "
+				"connection%s",
+				c->peer_text, r == MHD_YES ? "" : " (limit?)");
 		conn_unref(c);
 		return -1;
 	}
@@ -189,44 +191,6 @@ void http_server_drain(struct http_server *s)
 	s->draining = true;
 }
 
-/* ---- responses ---- */
-
-enum MHD_Result http_respond(struct http_request *rq, unsigned status,
-			     struct MHD_Response *resp)
-{
-	enum MHD_Result r;
-
-	if (!resp) {
-		log_error("cannot create response (out of memory)");
-		return MHD_NO;
-	}
-	/* A 101 needs "Connection: Upgrade"; it ends the HTTP exchange
-	 * anyway. */
-	if (rq->server->draining && status != MHD_HTTP_SWITCHING_PROTOCOLS)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
-					"close");
-	rq->status = status;
-	r = MHD_queue_response(rq->mc, status, resp);
-	MHD_destroy_response(resp);
-	return r;
-}
-
-enum MHD_Result http_respond_text(struct http_request *rq, unsigned status,
-				  const char *body)
-{
-	struct MHD_Response *resp;
-	size_t len = strlen(body);
-
-	resp = MHD_create_response_from_buffer(len, (void *)body,
-					       MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"text/plain; charset=utf-8");
-	rq->bytes_out = strcmp(rq->method, "HEAD") ? len : 0;
-	return http_respond(rq, status, resp);
-}
-
 /* ---- handlers ---- */
 
 static enum MHD_Result http_handle_return(struct http_request *rq)
@@ -234,6 +198,14 @@ static enum MHD_Result http_handle_return(struct http_request *rq)
 	const struct config_location *loc = rq->loc;
 	char body[512];
 
+	/* Like files: a fixed answer is no reason to accept any method. */
+	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(rq->method, MHD_HTTP_METHOD_HEAD) != 0) {
+		rq->note = "method not allowed";
+		return http_framing_refuse(rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+					   MHD_HTTP_HEADER_ALLOW, "GET, HEAD",
+					   false);
+	}
 	snprintf(body, sizeof(body), "%s\n",
 		 loc->return_body ? loc->return_body : "");
 	return http_respond_text(rq, (unsigned)loc->return_status, body);
@@ -241,12 +213,11 @@ static enum MHD_Result http_handle_return(struct http_request *rq)
 
 static enum MHD_Result http_handle_metrics(struct http_request *rq)
 {
-	struct worker_shared *sh = worker_shared(rq->server->worker);
 	struct MHD_Response *resp;
 	size_t len;
 	char *text;
 
-	text = metrics_render(atomic_load(&sh->connections), &len);
+	text = metrics_render(atomic_load(rq->server->open_conns), &len);
 	if (!text)
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(len, text,
@@ -261,12 +232,27 @@ static enum MHD_Result http_handle_metrics(struct http_request *rq)
 	return http_respond(rq, MHD_HTTP_OK, resp);
 }
 
+/* `ready = yes`: 200 "ready", or 503 "not ready: REASONS". */
+static enum MHD_Result http_handle_ready(struct http_request *rq)
+{
+	unsigned mask = ready_blockers();
+	char body[96];
+
+	if (!mask)
+		return http_respond_text(rq, MHD_HTTP_OK, "ready\n");
+	ready_describe(mask, body, sizeof(body));
+	rq->note = "not ready";
+	return http_respond_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+}
+
 static enum MHD_Result http_dispatch(struct http_request *rq)
 {
 	const struct config_location *loc = rq->loc;
 
 	if (loc->metrics)
 		return http_handle_metrics(rq);
+	if (loc->ready)
+		return http_handle_ready(rq);
 	if (loc->return_status)
 		return http_handle_return(rq);
 	if (loc->root)
@@ -288,7 +274,7 @@ static enum MHD_Result http_too_many(struct http_request *rq, const char *why)
 	if (!resp)
 		return MHD_NO;
 	snprintf(secs, sizeof(secs), "%u",
-		 rq->conn->retry_after_s ? rq->conn->retry_after_s : 1);
+		 rq->retry_after_s ? rq->retry_after_s : 1);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"text/plain; charset=utf-8");
@@ -302,7 +288,7 @@ static enum MHD_Result http_too_many(struct http_request *rq, const char *why)
 
 static bool http_over_request_limit(struct http_request *rq)
 {
-	struct limits *l = worker_shared(rq->server->worker)->limits;
+	struct limits *l = rq->server->limits;
 	unsigned retry = 1;
 
 	if (!l || !rq->conn->limits_bound || rq->conn->fd < 0)
@@ -310,14 +296,14 @@ static bool http_over_request_limit(struct http_request *rq)
 	if (limits_request(l, rq->conn->fd, &retry) != 1)
 		return false;
 	metrics_inc(METRICS_REQUESTS_LIMITED);
-	rq->conn->retry_after_s = retry;
+	rq->retry_after_s = retry;
 	return true;
 }
 
 /* Fleet-wide request rate (fleet.h), after the local one. */
 static int http_fleet_request(struct http_request *rq)
 {
-	struct fleet *f = worker_shared(rq->server->worker)->fleet;
+	struct fleet *f = rq->conn->list->fleet;
 	unsigned retry = 1;
 	int v;
 
@@ -326,7 +312,7 @@ static int http_fleet_request(struct http_request *rq)
 	v = fleet_request(f, rq->conn->fd, &retry);
 	if (v == FLEET_LIMITED) {
 		metrics_inc(METRICS_REQUESTS_LIMITED);
-		rq->conn->retry_after_s = retry;
+		rq->retry_after_s = retry;
 	}
 	return v;
 }
@@ -356,9 +342,7 @@ static bool http_is_blocked(struct http_request *rq)
 	struct conn *c = rq->conn;
 
 	return c->fleet_blocked ||
-	       (c->fleet_bound &&
-		fleet_fd_blocked(worker_shared(rq->server->worker)->fleet,
-				 c->fd));
+	       (c->fleet_bound && fleet_fd_blocked(c->list->fleet, c->fd));
 }
 
 static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind,
@@ -437,8 +421,10 @@ static enum MHD_Result http_admit(struct http_request *rq)
 
 	if (http_is_blocked(rq))
 		return http_blocked(rq);
-	if (rq->conn->limits_refused)
+	if (rq->conn->limits_refused) {
+		rq->retry_after_s = rq->conn->retry_after_s;
 		return http_too_many(rq, "connection limit");
+	}
 	if (http_header_size(rq) > rq->cfg->max_header_size)
 		return http_refuse(rq, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
 				   "431 Request Header Fields Too Large\n",
@@ -481,10 +467,21 @@ static enum MHD_Result http_admit(struct http_request *rq)
 		cl = MHD_lookup_connection_value(
 			rq->mc, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size) {
-			rq->note = "body too large";
-			return http_respond_text(rq, MHD_HTTP_CONTENT_TOO_LARGE,
-						 "413 Content Too Large\n");
+		why = NULL;
+		if (cl && strtoull(cl, NULL, 10) > rq->cfg->max_body_size)
+			why = "body too large";
+		/* No 413 can be sent once a body is being read (MHD 0.9.75),
+		 * and these locations never use one: a chunked body, whose
+		 * size is unknown here, is refused before it is read. */
+		else if (MHD_lookup_connection_value(
+				 rq->mc, MHD_HEADER_KIND,
+				 MHD_HTTP_HEADER_TRANSFER_ENCODING))
+			why = "chunked body on a location without body";
+		if (why) {
+			rq->note = why;
+			return http_framing_refuse(rq,
+						   MHD_HTTP_CONTENT_TOO_LARGE,
+						   NULL, NULL, true);
 		}
 	}
 	return MHD_YES;
@@ -513,17 +510,25 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *mc,
 		rq->mc = mc;
 		/* A reload must not free the config under a running
 		 * request: the request holds its generation. */
-		rq->gen = worker_gen(s->worker);
+		rq->gen = s->gen;
 		gen_ref(rq->gen);
 		rq->cfg = rq->gen->cfg;
+		rq->draining = &s->draining;
+		rq->proxy = s->proxy;
 		rq->method = method;
 		rq->raw_url = url;
 		rq->version = version;
 		rq->start_ms = loop_now_ms();
-		rq->conn->active_requests++;
-		rq->conn->requests++;
-		rq->conn->pending_request_bytes = 0;
+		conn_request_begin(rq->conn);
 		*req_cls = rq;
+		switch (http_framing_admit(rq)) {
+		case 0:
+			break;
+		case 1:
+			return MHD_YES;
+		default:
+			return MHD_NO;
+		}
 		if (http_admit(rq) == MHD_NO)
 			return MHD_NO;
 		if (!rq->status && !rq->refuse_status &&
@@ -582,6 +587,8 @@ static void http_log_access(struct http_request *rq,
 	json_str(&j, "method", rq->method);
 	json_str(&j, "path", rq->path ? rq->path : rq->raw_url);
 	json_u64(&j, "status", rq->status);
+	if (rq->status_not_delivered)
+		json_u64(&j, "status_not_delivered", rq->status_not_delivered);
 	json_u64(&j, "bytes", rq->bytes_out);
 	json_u64(&j, "bytes_in", rq->bytes_in);
 	json_u64(&j, "duration_ms", loop_now_ms() - rq->start_ms);
@@ -625,8 +632,7 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 		http_log_access(rq, toe);
 	if (rq->handler_free)
 		rq->handler_free(rq);
-	if (rq->conn->active_requests)
-		rq->conn->active_requests--;
+	conn_request_end(rq->conn);
 	free(rq->path);
 	gen_unref(rq->gen);
 	free(rq);
@@ -662,10 +668,17 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_info("http: %s", msg);
 }
 
-struct http_server *http_server_new(struct worker *w, struct loop *l,
-				    const struct config *cfg)
+static void http_on_proxy_resume(void *arg)
+{
+	http_server_wake(arg);
+}
+
+struct http_server *http_server_new(struct loop *l, struct gen *g,
+				    struct limits *limits,
+				    const atomic_uint *open_conns)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
+	const struct config *cfg = g->cfg;
 	const union MHD_DaemonInfo *info;
 	size_t mem = cfg->max_header_size * 2;
 
@@ -673,9 +686,12 @@ struct http_server *http_server_new(struct worker *w, struct loop *l,
 		return NULL;
 	if (mem < HTTP_MIN_CONN_MEMORY)
 		mem = HTTP_MIN_CONN_MEMORY;
-	s->worker = w;
 	s->loop = l;
-	s->proxy = proxy_pool_new(l);
+	s->gen = g;
+	gen_ref(g);
+	s->limits = limits;
+	s->open_conns = open_conns;
+	s->proxy = proxy_pool_new(l, http_on_proxy_resume, s);
 	if (!s->proxy) {
 		free(s);
 		return NULL;
@@ -696,6 +712,7 @@ struct http_server *http_server_new(struct worker *w, struct loop *l,
 	if (!s->mhd) {
 		log_error("cannot start the HTTP engine");
 		proxy_pool_free(s->proxy);
+		gen_unref(s->gen);
 		free(s);
 		return NULL;
 	}
@@ -704,15 +721,18 @@ struct http_server *http_server_new(struct worker *w, struct loop *l,
 				    http_on_ready) < 0) {
 		MHD_stop_daemon(s->mhd);
 		proxy_pool_free(s->proxy);
+		gen_unref(s->gen);
 		free(s);
 		return NULL;
 	}
 	return s;
 }
 
-struct proxy_pool *http_server_proxy(struct http_server *s)
+void http_server_reload(struct http_server *s, struct gen *g)
 {
-	return s->proxy;
+	gen_ref(g);
+	gen_unref(s->gen);
+	s->gen = g;
 }
 
 void http_server_free(struct http_server *s)
@@ -725,5 +745,6 @@ void http_server_free(struct http_server *s)
 	MHD_stop_daemon(s->mhd);
 	proxy_pool_free(s->proxy);
 	loop_timer_cancel(s->loop, &s->timer);
+	gen_unref(s->gen);
 	free(s);
 }

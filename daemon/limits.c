@@ -37,8 +37,11 @@ struct limits_uentry {
 	struct mtlsgw_stats st;
 };
 
-/* Userspace mode: the limits in force, swapped whole on reload. */
+/* Userspace mode: the limits in force, swapped whole on reload (an atomic
+ * pointer: readers take no lock; replaced sets are kept until
+ * limits_free(), as a reader may still hold one). */
 struct limits_uset {
+	struct limits_uset *retired_next;
 	struct mtlsgw_limit def, anon;
 	struct config_limit *over; /* sorted by key */
 	size_t n_over;
@@ -78,12 +81,39 @@ void limits_key(struct mtlsgw_id *key, const char *name)
 	snprintf(key->name, sizeof(key->name), "%s", name);
 }
 
-/* The identity of a connection: fingerprint if verified, else address. */
-static void limits_identity(const struct identity *id,
+/*
+ * "ADDR" if BITS is the full length, else the prefix "NET/BITS", into
+ * TEXT; ADDR (LEN bytes) is masked in place.
+ */
+static void limits_prefix_text(int af, unsigned char *addr, size_t len,
+			       unsigned bits, char *text, size_t n)
+{
+	char a[INET6_ADDRSTRLEN];
+	size_t i;
+
+	if (bits > len * 8)
+		bits = (unsigned)(len * 8);
+	for (i = bits / 8; i < len; i++) {
+		if (i == bits / 8 && bits % 8)
+			addr[i] &= (unsigned char)(0xff << (8 - bits % 8));
+		else
+			addr[i] = 0;
+	}
+	inet_ntop(af, addr, a, sizeof(a));
+	if (bits == len * 8)
+		snprintf(text, n, "%s", a);
+	else
+		snprintf(text, n, "%s/%u", a, bits);
+}
+
+/* The identity of a connection: fingerprint if verified, else address
+ * prefix (so that an address flood maps onto few keys). */
+static void limits_identity(struct limits *l, const struct identity *id,
 			    const struct sockaddr *peer, socklen_t peer_len,
 			    struct mtlsgw_bind *b)
 {
-	char text[INET6_ADDRSTRLEN] = "unknown";
+	char text[INET6_ADDRSTRLEN + 8] = "unknown";
+	unsigned char a[16];
 
 	memset(b, 0, sizeof(*b));
 	if (id && id->verified && id->fingerprint[0]) {
@@ -98,17 +128,24 @@ static void limits_identity(const struct identity *id,
 	    peer_len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const void *)peer;
 
-		inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+		memcpy(a, &in->sin_addr, 4);
+		limits_prefix_text(AF_INET, a, 4, atomic_load(&l->prefix_v4),
+				   text, sizeof(text));
 	} else if (peer && peer->sa_family == AF_INET6 &&
 		   peer_len >= sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *in6 = (const void *)peer;
 
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text,
-				  sizeof(text));
-		else
-			inet_ntop(AF_INET6, &in6->sin6_addr, text,
-				  sizeof(text));
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			memcpy(a, &in6->sin6_addr.s6_addr[12], 4);
+			limits_prefix_text(AF_INET, a, 4,
+					   atomic_load(&l->prefix_v4), text,
+					   sizeof(text));
+		} else {
+			memcpy(a, &in6->sin6_addr, 16);
+			limits_prefix_text(AF_INET6, a, 16,
+					   atomic_load(&l->prefix_v6), text,
+					   sizeof(text));
+		}
 	}
 	limits_key(&b->id, text);
 }
@@ -240,10 +277,13 @@ int limits_bpf_sync(struct limits *l, const struct config *cfg)
 
 static void limits_uset_free(struct limits_uset *u)
 {
-	if (!u)
-		return;
-	free(u->over);
-	free(u);
+	struct limits_uset *next;
+
+	for (; u; u = next) {
+		next = u->retired_next;
+		free(u->over);
+		free(u);
+	}
 }
 
 static int limits_cmp_limit(const void *a, const void *b)
@@ -278,10 +318,8 @@ static void limits_u_limit(struct limits *l, const struct limits_uentry *e,
 			   struct mtlsgw_limit *out)
 {
 	struct config_limit probe, *hit = NULL;
-	struct limits_uset *u;
+	struct limits_uset *u = atomic_load(&l->uset);
 
-	pthread_rwlock_rdlock(&l->uset_lock);
-	u = l->uset;
 	if (u->n_over && !e->anonymous) {
 		snprintf(probe.key, sizeof(probe.key), "%s", e->id.name);
 		hit = bsearch(&probe, u->over, u->n_over, sizeof(*u->over),
@@ -291,7 +329,6 @@ static void limits_u_limit(struct limits *l, const struct limits_uentry *e,
 		limits_from_config(out, hit);
 	else
 		*out = e->anonymous ? u->anon : u->def;
-	pthread_rwlock_unlock(&l->uset_lock);
 }
 
 static unsigned limits_hash(const struct mtlsgw_id *id)
@@ -304,13 +341,33 @@ static unsigned limits_hash(const struct mtlsgw_id *id)
 	return h;
 }
 
-/* The entry for B's identity, created if missing; its stripe locked. */
+/* 1 if dropping E gives its client nothing: no open connection and its
+ * buckets full again (a fresh entry would be the same). */
+static int limits_u_idle(struct limits *l, const struct limits_uentry *e,
+			 uint64_t now)
+{
+	struct mtlsgw_limit lim;
+
+	if (e->active)
+		return 0;
+	limits_u_limit(l, e, &lim);
+	return !limiter_wait_ns(&e->conn, lim.conn_rate, lim.conn_burst,
+				limiter_burst(lim.conn_rate, lim.conn_burst),
+				now) &&
+	       !limiter_wait_ns(&e->req, lim.req_rate, lim.req_burst,
+				limiter_burst(lim.req_rate, lim.req_burst),
+				now);
+}
+
+/* The entry for B's identity, created if missing; its stripe locked.
+ * NULL (ENOSPC) when its chain is full of entries that are not idle. */
 static struct limits_uentry *limits_u_get(struct limits *l,
 					  const struct mtlsgw_bind *b,
 					  pthread_mutex_t **lock)
 {
 	unsigned c = limits_hash(&b->id) % LIMITS_U_CHAINS;
 	struct limits_uentry *e, **victim = NULL, **pp;
+	uint64_t now = limits_now_ns();
 	size_t n = 0;
 
 	*lock = &l->stripes[c % LIMITS_U_STRIPES];
@@ -319,8 +376,8 @@ static struct limits_uentry *limits_u_get(struct limits *l,
 		e = *pp;
 		if (!memcmp(&e->id, &b->id, sizeof(e->id)))
 			return e;
-		if (!e->active &&
-		    (!victim || e->st.last_seen < (*victim)->st.last_seen))
+		if ((!victim || e->st.last_seen < (*victim)->st.last_seen) &&
+		    limits_u_idle(l, e, now))
 			victim = pp;
 	}
 	if (n >= LIMITS_U_CHAIN_MAX) {
@@ -393,8 +450,15 @@ static int limits_u_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 	 * there means limits_release() was missed for the old connection. */
 	limits_u_release(l, fd);
 	e = limits_u_get(l, b, &lock);
-	if (!e)
-		return -1;
+	if (!e) {
+		/* No room for the identity: refuse, never admit unlimited. */
+		log_ratelimited(&l->full_log, LOG_LVL_WARN,
+				"limits: no limiter state for %s (%s): "
+				"refusing the connection",
+				b->id.name, strerror(errno));
+		*retry_after_s = MTLSGW_RETRY_AFTER_CONNS;
+		return 2;
+	}
 	limits_u_limit(l, e, &lim);
 	if (lim.max_conns && e->active >= lim.max_conns) {
 		refused = 1;
@@ -491,9 +555,11 @@ struct limits *limits_new(const struct config *cfg)
 		log_error("limits: out of memory");
 		return NULL;
 	}
-	pthread_rwlock_init(&l->uset_lock, NULL);
-	pthread_mutex_init(&l->gc_lock, NULL);
 	l->fd_stats = l->fd_limits = l->fd_buckets = l->fd_conns = -1;
+	l->gc_sock = -1;
+	atomic_store(&l->gc_idle_ns, LIMITS_GC_IDLE_NS);
+	atomic_store(&l->prefix_v4, cfg->anonymous_prefix_v4);
+	atomic_store(&l->prefix_v6, cfg->anonymous_prefix_v6);
 	snprintf(l->instance, sizeof(l->instance), "%s", inst);
 	l->cfg_mode = cfg->bpf_mode;
 
@@ -551,7 +617,7 @@ int limits_admit(struct limits *l, int tcp_fd, const struct identity *id,
 	*retry_after_s = 0;
 	if (!l || l->mode == LIMITS_OFF)
 		return 0;
-	limits_identity(id, peer, peer_len, &b);
+	limits_identity(l, id, peer, peer_len, &b);
 	if (l->mode == LIMITS_BPF)
 		return limits_bpf_admit(l, tcp_fd, &b, retry_after_s);
 	return limits_u_admit(l, tcp_fd, &b, retry_after_s);
@@ -588,6 +654,8 @@ int limits_reload(struct limits *l, const struct config *cfg)
 				     : CONFIG_DEFAULT_BPF_INSTANCE,
 		   l->instance) != 0)
 		log_warn("limits: [bpf] changes apply at the next restart");
+	atomic_store(&l->prefix_v4, cfg->anonymous_prefix_v4);
+	atomic_store(&l->prefix_v6, cfg->anonymous_prefix_v6);
 	if (l->mode == LIMITS_BPF) {
 		if (limits_bpf_sync(l, cfg) < 0) {
 			log_error("limits: reload: write %s/cert_limits: %s",
@@ -603,11 +671,9 @@ int limits_reload(struct limits *l, const struct config *cfg)
 		log_error("limits: reload: out of memory");
 		return -1;
 	}
-	pthread_rwlock_wrlock(&l->uset_lock);
-	old = l->uset;
-	l->uset = u;
-	pthread_rwlock_unlock(&l->uset_lock);
-	limits_uset_free(old);
+	old = atomic_exchange(&l->uset, u);
+	old->retired_next = l->retired;
+	l->retired = old;
 	log_info("limits: reloaded (userspace, %zu override(s))",
 		 cfg->n_limit_overrides);
 	return 0;
@@ -643,10 +709,9 @@ void limits_free(struct limits *l)
 	}
 	free(l->fds);
 	limits_uset_free(l->uset);
+	limits_uset_free(l->retired);
 	if (l->mode == LIMITS_USERSPACE)
 		for (i = 0; i < LIMITS_U_STRIPES; i++)
 			pthread_mutex_destroy(&l->stripes[i]);
-	pthread_mutex_destroy(&l->gc_lock);
-	pthread_rwlock_destroy(&l->uset_lock);
 	free(l);
 }

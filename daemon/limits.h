@@ -11,8 +11,10 @@
  *              bandwidth limits, no counters outside the process.
  *   off        nothing is counted or limited.
  * An identity is the client certificate's SHA-256 fingerprint when it was
- * verified, else the client's address (each address is limited by
- * [limits anonymous]).
+ * verified, else the client's address prefix ([limits]
+ * anonymous_prefix_v4/_v6; each prefix is limited by [limits anonymous]).
+ * Limits never fail open: a connection for which no limiter state can be
+ * had (state table full of busy identities, no memory) is refused.
  *
  * limits_new(), limits_reload() and limits_free() run in the main thread;
  * limits_admit(), limits_request() and limits_release() from any worker
@@ -41,17 +43,20 @@ struct limits *limits_new(const struct config *cfg);
 /*
  * After the TLS handshake, before any HTTP: bind TCP_FD to the client's
  * identity (ID if verified, else PEER) and count the connection.
- * 0 admitted; 1 refused (answer 429 with Retry-After: *RETRY_AFTER_S and
- * close); -1 internal error, errno set, not logged here (log it and
- * admit). Call limits_release() at close for 0 only.
+ * 0 admitted; 1 refused by a limit (answer 429 with Retry-After:
+ * *RETRY_AFTER_S and close); 2 refused because no limiter state could be
+ * had (answer as for 1; logged here, rate-limited); -1 internal error,
+ * errno set, not logged here (log it and refuse as for 2). Call
+ * limits_release() at close for 0 only.
  */
 int limits_admit(struct limits *l, int tcp_fd, const struct identity *id,
 		 const struct sockaddr *peer, socklen_t peer_len,
 		 unsigned *retry_after_s);
 
 /*
- * One HTTP request on an admitted connection. 0 ok; 1 over req_rate
- * (answer that request 429 with Retry-After, keep the connection);
+ * One HTTP request on an admitted connection. 0 ok; 1 over req_rate, or
+ * no limiter state (answer that request 429 with Retry-After, keep the
+ * connection);
  * -1 internal error, errno set, not logged here (serve it).
  */
 int limits_request(struct limits *l, int tcp_fd, unsigned *retry_after_s);

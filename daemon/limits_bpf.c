@@ -17,8 +17,10 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -337,6 +339,30 @@ static int limits_link(struct limits *l, int i, int cgfd, uint64_t cgid,
 	return 0;
 }
 
+/*
+ * cert_buckets pinned by a version with another value layout would make
+ * the load fail: replace it (the limiter state restarts; connections open
+ * at that moment no longer count against max_conns). Other maps keep
+ * their layout, and libbpf refuses them if not.
+ */
+static void limits_drop_old_buckets(const char *path)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+	    info.value_size != sizeof(struct mtlsgw_state) && unlink(path) == 0)
+		log_warn("limits: %s was pinned by an older version (values "
+			 "of %u bytes, now %zu): replaced; limiter state "
+			 "starts afresh",
+			 path, info.value_size, sizeof(struct mtlsgw_state));
+	close(fd);
+}
+
 int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 		    size_t n)
 {
@@ -377,6 +403,8 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", l->pin_dir,
 			 bpf_map__name(maps[i]));
+		if (maps[i] == l->skel->maps.cert_buckets)
+			limits_drop_old_buckets(path);
 		new_map[i] = access(path, F_OK) != 0;
 		err = bpf_map__set_pin_path(maps[i], path);
 		if (err) {
@@ -410,6 +438,14 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 	for (i = 0; i < LIMITS_NPROGS; i++)
 		if (limits_link(l, i, cgfd, cgid, &created[i], why, n) < 0)
 			goto cleanup;
+	/* GC talks to the program through a socket of our cgroup. */
+	l->gc_sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	l->gc_keys = calloc(LIMITS_GC_BATCH, sizeof(*l->gc_keys));
+	l->gc_vals = calloc(LIMITS_GC_BATCH, sizeof(*l->gc_vals));
+	if (l->gc_sock < 0 || !l->gc_keys || !l->gc_vals) {
+		limits_why(why, n, "GC socket or buffers: %s", strerror(errno));
+		goto cleanup;
+	}
 	rc = 0;
 cleanup:
 	if (rc < 0) {
@@ -478,71 +514,90 @@ static unsigned limits_bpf_retry(struct limits *l, const struct mtlsgw_id *id,
 
 /*
  * cert_buckets is a plain hash (the kernel allows no spin lock in an LRU
- * map): when it is full, drop the identities with no open connection
- * whose buckets are full again and untouched for a while, i.e. whose
- * state equals a fresh one.
+ * map): when it is full, reclaim identities whose state equals a fresh
+ * one. Bounded per call (LIMITS_GC_SCAN entries), linear over calls: a
+ * batch lookup walks the hash buckets from where the previous call
+ * stopped (its cursor is a bucket index, not a key, so deletions do not
+ * restart the walk). The kernel takes the decision under the entry's lock
+ * (MTLSGW_SO_RECLAIM); this only picks candidates. One worker at a time;
+ * the others do not wait; after a call that found nothing, none for
+ * LIMITS_GC_BACKOFF_NS. Returns the number reclaimed.
  */
-static void limits_bpf_gc(struct limits *l)
+size_t limits_bpf_gc(struct limits *l)
 {
-	struct mtlsgw_id key, next;
-	struct mtlsgw_limit lim;
-	struct mtlsgw_state st;
-	void *prev = NULL;
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct mtlsgw_reclaim rc;
+	struct mtlsgw_state *st;
 	uint64_t now = limits_now_ns();
-	size_t removed = 0;
+	size_t scanned = 0, reclaimed = 0, i;
+	int wrapped = 0, err;
+	__u32 count, out;
 
-	if (pthread_mutex_trylock(&l->gc_lock) != 0)
-		return;
-	if (now - l->gc_last_ns < LIMITS_GC_MIN_INTERVAL_NS) {
-		pthread_mutex_unlock(&l->gc_lock);
-		return;
+	if (atomic_exchange(&l->gc_busy, 1))
+		return 0;
+	if (now < l->gc_next_ns) {
+		atomic_store(&l->gc_busy, 0);
+		return 0;
 	}
-	l->gc_last_ns = now;
-	while (bpf_map_get_next_key(l->fd_buckets, prev, &next) == 0) {
-		int idle = 1, anonymous;
-		struct mtlsgw_bucket *b[4] = {&st.conn, &st.req, &st.bw_in,
-					      &st.bw_out};
-		int i;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem_flags(l->fd_buckets, &key, &st,
-					      BPF_F_LOCK) != 0)
-			continue;
-		if (st.active)
-			continue;
-		anonymous = strlen(key.name) != IDENTITY_FP_HEX_LEN;
-		limits_bpf_lookup_limit(l, &key, anonymous, &lim);
-		for (i = 0; i < 4; i++) {
-			if (b[i]->last_ns &&
-			    now - b[i]->last_ns < LIMITS_GC_IDLE_NS)
-				idle = 0;
+	memset(&rc, 0, sizeof(rc));
+	rc.idle_ns = atomic_load(&l->gc_idle_ns);
+	while (scanned < LIMITS_GC_SCAN && reclaimed < LIMITS_GC_TARGET) {
+		count = LIMITS_GC_SCAN - scanned < LIMITS_GC_BATCH
+				? (__u32)(LIMITS_GC_SCAN - scanned)
+				: LIMITS_GC_BATCH;
+		err = bpf_map_lookup_batch(
+			l->fd_buckets, l->gc_started ? &l->gc_cursor : NULL,
+			&out, l->gc_keys, l->gc_vals, &count, &opts);
+		if (err && errno != ENOENT)
+			break;
+		for (i = 0; i < count; i++) {
+			st = &l->gc_vals[i];
+			if (st->active ||
+			    !limiter_bucket_idle(&st->conn, now, rc.idle_ns) ||
+			    !limiter_bucket_idle(&st->req, now, rc.idle_ns))
+				continue;
+			rc.id = l->gc_keys[i];
+			if (setsockopt(l->gc_sock, MTLSGW_SOL,
+				       MTLSGW_SO_RECLAIM, &rc, sizeof(rc)) == 0)
+				reclaimed++;
 		}
-		if (idle &&
-		    limiter_wait_ns(
-			    &st.conn, lim.conn_rate, lim.conn_burst,
-			    limiter_burst(lim.conn_rate, lim.conn_burst),
-			    now) != 0)
-			idle = 0;
-		if (idle &&
-		    limiter_wait_ns(&st.req, lim.req_rate, lim.req_burst,
-				    limiter_burst(lim.req_rate, lim.req_burst),
-				    now) != 0)
-			idle = 0;
-		if (idle && bpf_map_delete_elem(l->fd_buckets, &key) == 0)
-			removed++;
+		scanned += count;
+		l->gc_scanned += count;
+		if (err) { /* ENOENT: the end of the map */
+			l->gc_started = 0;
+			if (wrapped++)
+				break;
+			continue;
+		}
+		l->gc_cursor = out;
+		l->gc_started = 1;
 	}
-	pthread_mutex_unlock(&l->gc_lock);
-	log_info("limits: cert_buckets full: removed %zu idle identities",
-		 removed);
+	l->gc_calls++;
+	l->gc_reclaimed += reclaimed;
+	if (scanned > l->gc_max_scan)
+		l->gc_max_scan = scanned;
+	/* Nothing to take: a flood of new identities against a table of
+	 * busy ones costs at most one bounded scan per backoff period. */
+	l->gc_next_ns = reclaimed ? 0 : now + LIMITS_GC_BACKOFF_NS;
+	atomic_store(&l->gc_busy, 0);
+	log_ratelimited(&l->gc_log, LOG_LVL_INFO,
+			"limits: cert_buckets full: removed %zu idle "
+			"identities (%zu looked at)",
+			reclaimed, scanned);
+	return reclaimed;
 }
 
+/*
+ * Never admits without limits: when no state can be had for the
+ * identity (cert_buckets full of identities that are not idle, or no
+ * memory), the connection is refused (2).
+ */
 int limits_bpf_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 		     unsigned *retry_after_s)
 {
-	int tries, saved;
+	int tries, saved = EAGAIN, collected = 0;
 
-	for (tries = 0; tries < 2; tries++) {
+	for (tries = 0; tries < LIMITS_BIND_TRIES; tries++) {
 		if (setsockopt(fd, MTLSGW_SOL, MTLSGW_SO_BIND, b, sizeof(*b)) ==
 		    0)
 			return 0;
@@ -552,14 +607,31 @@ int limits_bpf_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 				0);
 			return 1;
 		}
-		if (errno == ENOMEM && tries == 0) {
-			limits_bpf_gc(l);
-			continue;
+		saved = errno;
+		if (saved == ENOSPC && !collected) {
+			collected = 1;
+			if (limits_bpf_gc(l) > 0)
+				continue;
 		}
-		break;
+		if (saved != EAGAIN) /* EAGAIN: reclaimed under us: again */
+			break;
 	}
-	saved = errno;
-	if (errno == ENOPROTOOPT && !atomic_exchange(&l->warned_cgroup, 1))
+	if (saved == ENOSPC || saved == EAGAIN || saved == ENOMEM) {
+		if (saved == ENOSPC)
+			log_ratelimited(&l->full_log, LOG_LVL_WARN,
+					"limits: no limiter state for %s: "
+					"cert_buckets is full (%d identities, "
+					"none idle): refusing the connection",
+					b->id.name, MTLSGW_MAX_IDENTITIES);
+		else
+			log_ratelimited(&l->full_log, LOG_LVL_WARN,
+					"limits: no limiter state for %s (%s): "
+					"refusing the connection",
+					b->id.name, strerror(saved));
+		*retry_after_s = MTLSGW_RETRY_AFTER_CONNS;
+		return 2;
+	}
+	if (saved == ENOPROTOOPT && !atomic_exchange(&l->warned_cgroup, 1))
 		log_error("limits: the BPF program does not see this socket: "
 			  "create listening sockets after limits_new() (they "
 			  "must belong to cgroup %s)",
@@ -576,6 +648,12 @@ int limits_bpf_request(struct limits *l, int fd, unsigned *retry_after_s)
 
 	if (setsockopt(fd, MTLSGW_SOL, MTLSGW_SO_REQUEST, &r, sizeof(r)) == 0)
 		return 0;
+	if (errno == ENOSPC) {
+		/* No state for a bound connection: refuse, never serve
+		 * unlimited. */
+		*retry_after_s = MTLSGW_RETRY_AFTER_CONNS;
+		return 1;
+	}
 	if (errno != EPERM)
 		return -1;
 	saved = errno;
@@ -598,4 +676,8 @@ void limits_bpf_close(struct limits *l)
 	for (i = 0; i < LIMITS_NPROGS; i++)
 		bpf_link__destroy(l->links[i]);
 	mtlsgw_bpf__destroy(l->skel);
+	if (l->gc_sock >= 0)
+		close(l->gc_sock);
+	free(l->gc_keys);
+	free(l->gc_vals);
 }

@@ -17,25 +17,31 @@
 
 #include "config.h"
 #include "limits.h"
+#include "log.h"
 
 _Static_assert(sizeof(struct mtlsgw_id) == 72, "mtlsgw_id");
 _Static_assert(sizeof(struct mtlsgw_stats) == 200, "mtlsgw_stats");
 _Static_assert(sizeof(struct mtlsgw_limit) == 64, "mtlsgw_limit");
 _Static_assert(sizeof(struct mtlsgw_bucket) == 16, "mtlsgw_bucket");
-_Static_assert(sizeof(struct mtlsgw_state) == 72, "mtlsgw_state");
+_Static_assert(sizeof(struct mtlsgw_state) == 152, "mtlsgw_state");
 _Static_assert(sizeof(struct mtlsgw_conn) == 80, "mtlsgw_conn");
 _Static_assert(sizeof(struct mtlsgw_bind) == 144, "mtlsgw_bind");
 _Static_assert(sizeof(struct mtlsgw_request) == 8, "mtlsgw_request");
+_Static_assert(sizeof(struct mtlsgw_reclaim) == 80, "mtlsgw_reclaim");
 
-#define LIMITS_BPFFS		  "/sys/fs/bpf"
-#define LIMITS_CGROUP_PREFIX	  "mtlsgw-" /* child of the root cgroup */
-#define LIMITS_NPROGS		  4
-#define LIMITS_GC_MIN_INTERVAL_NS 1000000000ULL	 /* between two GC passes */
-#define LIMITS_GC_IDLE_NS	  10000000000ULL /* bucket untouched this long */
-#define LIMITS_U_CHAINS		  4096		 /* userspace table */
-#define LIMITS_U_STRIPES	  64
-#define LIMITS_U_CHAIN_MAX	  (MTLSGW_MAX_IDENTITIES / LIMITS_U_CHAINS)
-#define LIMITS_U_MAX_FDS	  (1 << 20)
+#define LIMITS_BPFFS	     "/sys/fs/bpf"
+#define LIMITS_CGROUP_PREFIX "mtlsgw-" /* child of the root cgroup */
+#define LIMITS_NPROGS	     4
+#define LIMITS_GC_IDLE_NS    10000000000ULL /* bucket untouched this long */
+#define LIMITS_GC_BATCH	     1024	    /* entries per batch lookup */
+#define LIMITS_GC_SCAN	     4096 /* entries looked at per GC call, at most */
+#define LIMITS_GC_TARGET     256  /* a GC call stops after reclaiming these */
+#define LIMITS_GC_BACKOFF_NS 100000000ULL /* after a GC that found nothing */
+#define LIMITS_BIND_TRIES    4	  /* binds per admission (GC, reclaim races) */
+#define LIMITS_U_CHAINS	     4096 /* userspace table */
+#define LIMITS_U_STRIPES     64
+#define LIMITS_U_CHAIN_MAX   (MTLSGW_MAX_IDENTITIES / LIMITS_U_CHAINS)
+#define LIMITS_U_MAX_FDS     (1 << 20)
 
 enum limits_mode { LIMITS_OFF, LIMITS_USERSPACE, LIMITS_BPF };
 
@@ -57,13 +63,27 @@ struct limits {
 	char left_cgroup[512]; /* the root cgroup we moved out of, or "" */
 	int made_cgroup;       /* we created l->cgroup */
 	int fd_stats, fd_limits, fd_buckets, fd_conns;
-	pthread_mutex_t gc_lock;
-	uint64_t gc_last_ns;
 	atomic_int warned_cgroup;
+	struct log_ratelimit full_log, gc_log;
+	/* GC (limits_bpf_gc): one caller at a time (gc_busy), which owns
+	 * the fields below it. */
+	atomic_int gc_busy;
+	_Atomic uint64_t gc_idle_ns; /* LIMITS_GC_IDLE_NS; tests lower it */
+	int gc_sock;		     /* for MTLSGW_SO_RECLAIM */
+	int gc_started;		     /* gc_cursor is valid */
+	__u32 gc_cursor;	     /* batch lookup position (hash bucket) */
+	struct mtlsgw_id *gc_keys;   /* LIMITS_GC_BATCH each */
+	struct mtlsgw_state *gc_vals;
+	uint64_t gc_next_ns; /* no GC before (backoff), CLOCK_MONOTONIC */
+	uint64_t gc_calls, gc_scanned, gc_reclaimed; /* totals */
+	uint64_t gc_max_scan; /* most entries one call looked at */
+
+	/* anonymous clients: address prefix lengths ([limits]) */
+	_Atomic unsigned prefix_v4, prefix_v6;
 
 	/* userspace */
-	pthread_rwlock_t uset_lock;
-	struct limits_uset *uset;
+	struct limits_uset *_Atomic uset; /* swapped whole on reload */
+	struct limits_uset *retired;	  /* earlier usets, freed at the end */
 	pthread_mutex_t stripes[LIMITS_U_STRIPES];
 	struct limits_uentry *chains[LIMITS_U_CHAINS];
 	struct limits_uentry *_Atomic *fds;
@@ -86,6 +106,8 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 int limits_bpf_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 		     unsigned *retry_after_s);
 int limits_bpf_request(struct limits *l, int fd, unsigned *retry_after_s);
+/* Reclaim idle cert_buckets entries (bounded); returns how many. */
+size_t limits_bpf_gc(struct limits *l);
 /* Close the skeleton and our link fds; pinned maps and links stay. */
 void limits_bpf_close(struct limits *l);
 

@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -9,6 +11,13 @@
 
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
+#include "metrics.h"
+
+#define LISTENER_REFUSE_LOG_MS 1000 /* at most one such line a second */
+
+static _Atomic uint64_t listener_refuse_logged_ms;
+static atomic_ulong listener_refuse_unlogged;
 
 int listener_open(const struct config_listen *l)
 {
@@ -43,6 +52,30 @@ int listener_open(const struct config_listen *l)
 bad:
 	close(fd);
 	return -1;
+}
+
+void listener_refuse_untrusted(int fd, const struct sockaddr *peer,
+			       const char *listen)
+{
+	uint64_t now = loop_now_ms(),
+		 last = atomic_load(&listener_refuse_logged_ms);
+	unsigned long others;
+	char text[64];
+
+	/* Counted first: once the client sees the close, it is counted. */
+	metrics_inc(METRICS_CONNS_REFUSED_PROXY_FROM);
+	close(fd);
+	if ((last && now - last < LISTENER_REFUSE_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&listener_refuse_logged_ms, &last,
+					    now ? now : 1)) {
+		atomic_fetch_add(&listener_refuse_unlogged, 1);
+		return;
+	}
+	others = atomic_exchange(&listener_refuse_unlogged, 0);
+	listener_format_addr(peer, text, sizeof(text));
+	log_warn("listen %s: connection from %s closed: not in proxy_from "
+		 "(%lu more since the last such line)",
+		 listen, text, others);
 }
 
 void listener_format_addr(const struct sockaddr *sa, char *out, size_t len)

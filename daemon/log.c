@@ -300,3 +300,41 @@ void log_ssl_errors(enum log_level lvl, const char *what)
 	ERR_clear_error();
 	log_msg(lvl, "%s: %s", what, queue[0] ? queue : "no OpenSSL error");
 }
+
+static uint64_t log_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void log_ratelimited(struct log_ratelimit *rl, enum log_level lvl,
+		     const char *fmt, ...)
+{
+	char buf[LOG_LINE_MAX];
+	uint64_t now, next;
+	unsigned long n;
+	va_list ap;
+
+	if (!log_enabled(lvl))
+		return;
+	now = log_now_ns();
+	next = atomic_load_explicit(&rl->next_ns, memory_order_relaxed);
+	/* One thread wins the second; the others count themselves. */
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&rl->next_ns, &next,
+					    now + LOG_RATELIMIT_NS)) {
+		atomic_fetch_add_explicit(&rl->suppressed, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	n = atomic_exchange_explicit(&rl->suppressed, 0, memory_order_relaxed);
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n)
+		log_msg(lvl, "%s (%lu more like this suppressed)", buf, n);
+	else
+		log_msg(lvl, "%s", buf);
+}

@@ -8,7 +8,9 @@
 #define MTLSGW_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -28,6 +30,23 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 #define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 int log_enabled(enum log_level lvl);
+
+/*
+ * For lines a client can trigger once per connection (or per request): at
+ * most one line per LOG_RATELIMIT_NS per call site, the next one saying
+ * how many were suppressed meanwhile. One static struct log_ratelimit per
+ * call site ("kind"), zero-initialised; lock-free, any thread:
+ *     static struct log_ratelimit rl;
+ *     log_ratelimited(&rl, LOG_LVL_WARN, "client %s: ...", peer);
+ */
+#define LOG_RATELIMIT_NS 1000000000ULL
+struct log_ratelimit {
+	_Atomic uint64_t next_ns; /* CLOCK_MONOTONIC; 0: log now */
+	_Atomic unsigned long suppressed;
+};
+void log_ratelimited(struct log_ratelimit *rl, enum log_level lvl,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Now, UTC, "2026-11-27T03:35:10.194Z", into BUF; returns its length.
  * The one time format of both logs. */
 size_t log_timestamp(char *buf, size_t len);

@@ -2,7 +2,10 @@
 /*
  * mtlsgw: start-up (config, TLS context, listeners, privileges), the
  * worker threads, and signals: SIGHUP reloads, SIGTERM/SIGINT drain and
- * stop (a second one stops at once).
+ * stop (a second one stops at once). The drain: /ready turns 503 at once,
+ * listeners keep accepting for drain_delay (so a balancer's health check
+ * notices and stops sending), then close, and running requests finish
+ * within drain_timeout.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,13 +27,13 @@
 #include "limits.h"
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
+#include "ready.h"
 #include "tls.h"
+#include "version.h" /* generated: build/version.h (MTLSGW_VERSION) */
 #include "worker.h"
 
-#ifndef MTLSGW_VERSION
-#define MTLSGW_VERSION "unknown"
-#endif
 #define MAIN_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
 #define MAIN_SIGNAL_POLL_MS 100
 
@@ -250,14 +253,46 @@ static bool main_all_done(struct gateway *gw)
 	return true;
 }
 
+/* Listeners close; running requests get drain_timeout. */
+static void main_drain(struct gateway *gw)
+{
+	unsigned i;
+
+	log_info("draining: listeners closed (deadline %u ms)",
+		 gw->gen->cfg->drain_timeout_ms);
+	for (i = 0; i < gw->n_workers; i++)
+		worker_drain(gw->workers[i], gw->gen->cfg->drain_timeout_ms);
+}
+
+/* A listener trusting PROXY headers from anyone: say so once, at start. */
+static void main_warn_proxy_from(const struct config *cfg)
+{
+	size_t i;
+
+	if (cfg->n_proxy_from)
+		return;
+	for (i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proxy_protocol)
+			log_warn("listen %s: proxy_protocol without proxy_from "
+				 "trusts a PROXY header from every source: set "
+				 "[server] proxy_from to the balancers' "
+				 "addresses",
+				 cfg->listen[i].addr.text);
+}
+
 static void main_serve(struct gateway *gw, const sigset_t *sigs)
 {
 	struct timespec poll = {0, MAIN_SIGNAL_POLL_MS * 1000000L};
+	uint64_t drain_at = 0; /* in drain_delay: when to close listeners */
 	bool draining = false;
 	unsigned i;
 	int sig;
 
 	for (;;) {
+		if (drain_at && loop_now_ms() >= drain_at) {
+			drain_at = 0;
+			main_drain(gw);
+		}
 		sig = sigtimedwait(sigs, NULL, &poll);
 		if (sig < 0) {
 			if (main_all_done(gw))
@@ -280,12 +315,18 @@ static void main_serve(struct gateway *gw, const sigset_t *sigs)
 			continue;
 		}
 		draining = true;
-		log_info("%s: draining (deadline %u ms)",
+		ready_set_blocker(READY_DRAINING, true);
+		if (!gw->gen->cfg->drain_delay_ms) {
+			log_info("%s: /ready answers 503",
+				 sig == SIGINT ? "SIGINT" : "SIGTERM");
+			main_drain(gw);
+			continue;
+		}
+		log_info("%s: /ready answers 503; still accepting for %u ms "
+			 "(drain_delay), then draining",
 			 sig == SIGINT ? "SIGINT" : "SIGTERM",
-			 gw->gen->cfg->drain_timeout_ms);
-		for (i = 0; i < gw->n_workers; i++)
-			worker_drain(gw->workers[i],
-				     gw->gen->cfg->drain_timeout_ms);
+			 gw->gen->cfg->drain_delay_ms);
+		drain_at = loop_now_ms() + gw->gen->cfg->drain_delay_ms;
 	}
 }
 
@@ -374,6 +415,7 @@ int main(int argc, char **argv)
 	if (main_drop_privileges(cfg->user) < 0)
 		goto out;
 	main_check_reload_access(cfg);
+	main_warn_proxy_from(cfg);
 	metrics_set_info(gw.shared.ktls_usable,
 			 limits_mode_name(gw.shared.limits), cfg->workers);
 	for (i = 0; i < gw.n_workers; i++)

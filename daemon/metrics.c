@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fleet.h"
 #include "metrics.h"
+#include "ready.h"
 
 #define METRICS_MAX_REASONS 16
 #define METRICS_BUF_SIZE    16384
@@ -23,6 +23,14 @@ static pthread_mutex_t metrics_reason_lock = PTHREAD_MUTEX_INITIALIZER;
 static int metrics_ktls_available;
 static const char *metrics_limits_mode = "off";
 static unsigned metrics_workers;
+
+/* More lines from a higher layer (fleet.c), which registers itself. */
+static _Atomic(metrics_writer) metrics_extra;
+
+void metrics_set_extra(metrics_writer w)
+{
+	atomic_store(&metrics_extra, w);
+}
 
 void metrics_add(enum metrics_counter c, unsigned long long n)
 {
@@ -85,6 +93,7 @@ static unsigned long long metrics_get(enum metrics_counter c)
 char *metrics_render(unsigned long long active, size_t *len)
 {
 	char *buf = malloc(METRICS_BUF_SIZE);
+	metrics_writer extra;
 	FILE *f;
 	size_t i;
 
@@ -118,11 +127,17 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"# TYPE mtlsgw_connections_refused_total counter\n"
 		"mtlsgw_connections_refused_total{reason=\"max_connections\"} "
 		"%llu\n"
-		"mtlsgw_connections_refused_total{reason=\"limits\"} %llu\n",
+		"mtlsgw_connections_refused_total{reason=\"limits\"} %llu\n"
+		"mtlsgw_connections_refused_total{reason=\"proxy_from\"} "
+		"%llu\n"
+		"mtlsgw_connections_refused_total{reason=\"limits_state\"} "
+		"%llu\n",
 		metrics_get(METRICS_CONNS_KTLS),
 		metrics_get(METRICS_CONNS_USERSPACE),
 		metrics_get(METRICS_CONNS_REFUSED_MAX),
-		metrics_get(METRICS_CONNS_REFUSED_LIMITS));
+		metrics_get(METRICS_CONNS_REFUSED_LIMITS),
+		metrics_get(METRICS_CONNS_REFUSED_PROXY_FROM),
+		metrics_get(METRICS_CONNS_REFUSED_LIMITS_STATE));
 	fprintf(f, "# TYPE mtlsgw_userspace_fallback_total counter\n");
 	for (i = 0; i < METRICS_MAX_REASONS; i++) {
 		const char *r = atomic_load(&metrics_reasons[i].reason);
@@ -145,7 +160,11 @@ char *metrics_render(unsigned long long active, size_t *len)
 		"mtlsgw_response_body_bytes_total %llu\n",
 		metrics_get(METRICS_REQUESTS_LIMITED),
 		metrics_get(METRICS_RESPONSE_BYTES));
-	fleet_metrics_write(f);
+	fprintf(f, "# TYPE mtlsgw_ready gauge\nmtlsgw_ready %d\n",
+		ready_blockers() == 0);
+	extra = atomic_load(&metrics_extra);
+	if (extra)
+		extra(f);
 	fflush(f);
 	*len = (size_t)ftell(f);
 	fclose(f);

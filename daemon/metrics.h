@@ -8,6 +8,7 @@
 #define MTLSGW_METRICS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum metrics_counter {
 	METRICS_HANDSHAKES_OK,
@@ -15,15 +16,17 @@ enum metrics_counter {
 	METRICS_HANDSHAKES_TIMEOUT,
 	METRICS_CONNS_KTLS,
 	METRICS_CONNS_USERSPACE,
-	METRICS_CONNS_REFUSED_MAX,    /* max_connections */
-	METRICS_CONNS_REFUSED_LIMITS, /* per-identity connection limits */
-	METRICS_REQUESTS_LIMITED,     /* per-identity request rate: 429 */
+	METRICS_CONNS_REFUSED_MAX,	    /* max_connections */
+	METRICS_CONNS_REFUSED_LIMITS,	    /* per-identity connection limits */
+	METRICS_CONNS_REFUSED_LIMITS_STATE, /* no limiter state to be had */
+	METRICS_REQUESTS_LIMITED,	    /* per-identity request rate: 429 */
 	METRICS_REQUESTS_1XX,
 	METRICS_REQUESTS_2XX,
 	METRICS_REQUESTS_3XX,
 	METRICS_REQUESTS_4XX,
 	METRICS_REQUESTS_5XX,
 	METRICS_RESPONSE_BYTES,
+	METRICS_CONNS_REFUSED_PROXY_FROM, /* source not in proxy_from */
 	METRICS_N_COUNTERS
 };
 
@@ -39,6 +42,11 @@ void metrics_count_status(unsigned status);
 /* Gauges set at start-up. */
 void metrics_set_info(int ktls_available, const char *limits_mode,
 		      unsigned workers);
+
+/* A module above this one adds its lines to /metrics by registering a
+ * writer (NULL to remove it); called from any worker thread. */
+typedef void (*metrics_writer)(FILE *out);
+void metrics_set_extra(metrics_writer w);
 
 /* Render everything plus ACTIVE (open connections) into a malloc'd buffer
  * (*len bytes); NULL on allocation failure. */

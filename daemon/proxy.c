@@ -39,12 +39,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http_respond.h"
 #include "log.h"
 #include "loop.h"
 #include "proxy.h"
 #include "proxy_private.h"
-#include "worker.h"
 
 /* Room kept free in the out buffer for a chunk header and trailer. */
 #define PROXY_CHUNK_RESERVE  32
@@ -77,6 +76,12 @@ static size_t proxy_min(size_t a, size_t b)
 }
 
 /* ---- request lifetime ---- */
+
+/* A resumed connection waits for the next MHD_run: ask for one. */
+static void proxy_wake(struct proxy_pool *p)
+{
+	p->wake(p->wake_arg);
+}
 
 static void proxy_unref(struct proxy_req *pr)
 {
@@ -119,7 +124,7 @@ void proxy_resume(struct proxy_req *pr)
 	if (pr->suspended) {
 		pr->suspended = false;
 		MHD_resume_connection(pr->mc);
-		http_server_wake(pr->server);
+		proxy_wake(pr->pool);
 	}
 }
 
@@ -374,7 +379,7 @@ static void proxy_tunnel_close(struct proxy_tunnel *t)
 	/* The upstream socket is ours; MHD closes the client's. */
 	close(t->side[1].fd);
 	MHD_upgrade_action(t->urh, MHD_UPGRADE_ACTION_CLOSE);
-	http_server_wake(pr->server);
+	proxy_wake(pr->pool);
 	pr->tunnel = NULL;
 	loop_defer_free(l, t);
 	proxy_unref(pr);
@@ -539,7 +544,7 @@ bad:
 	}
 	close(ufd);
 	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-	http_server_wake(pr->server);
+	proxy_wake(pr->pool);
 }
 
 /* ---- MHD calls ---- */
@@ -577,7 +582,7 @@ static bool proxy_wants_upgrade(struct MHD_Connection *mc, const char **proto)
 
 static enum MHD_Result proxy_start(struct http_request *rq)
 {
-	struct proxy_pool *pool = http_server_proxy(rq->server);
+	struct proxy_pool *pool = rq->proxy;
 	const struct config_upstream *up;
 	struct proxy_req *pr;
 	const char *te, *cl, *proto;
@@ -603,10 +608,9 @@ static enum MHD_Result proxy_start(struct http_request *rq)
 	if (!pr)
 		return MHD_NO;
 	pr->pool = pool;
-	pr->server = rq->server;
 	pr->rq = rq;
 	pr->mc = rq->mc;
-	pr->gen = worker_gen(rq->conn->worker);
+	pr->gen = rq->gen;
 	gen_ref(pr->gen);
 	pr->loc = rq->loc;
 	pr->up = up;
@@ -752,12 +756,16 @@ enum MHD_Result proxy_handle(struct http_request *rq, const char *upload_data,
 
 /* ---- the pool ---- */
 
-struct proxy_pool *proxy_pool_new(struct loop *l)
+struct proxy_pool *proxy_pool_new(struct loop *l, void (*wake)(void *arg),
+				  void *wake_arg)
 {
 	struct proxy_pool *p = calloc(1, sizeof(*p));
 
-	if (p)
-		p->loop = l;
+	if (!p)
+		return NULL;
+	p->loop = l;
+	p->wake = wake;
+	p->wake_arg = wake_arg;
 	return p;
 }
 

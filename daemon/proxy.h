@@ -26,7 +26,10 @@ struct proxy_pool;
 
 /* One per worker (per HTTP server): idle upstream connections and the
  * requests under way. Not thread-safe: the worker's thread only. */
-struct proxy_pool *proxy_pool_new(struct loop *l);
+/* WAKE(WAKE_ARG) asks the HTTP server to run MHD soon, after the proxy
+ * resumed a connection (external polling has no ITC to do it). */
+struct proxy_pool *proxy_pool_new(struct loop *l, void (*wake)(void *arg),
+				  void *wake_arg);
 /* Before MHD_stop_daemon: end every tunnel and resume every connection
  * the proxy suspended (MHD refuses to stop with suspended ones). */
 void proxy_pool_stop(struct proxy_pool *p);

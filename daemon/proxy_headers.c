@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <openssl/evp.h>
 
-#include "http.h"
+#include "http_respond.h"
 #include "proxy_private.h"
 
 /* ---- header names ---- */

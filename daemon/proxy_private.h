@@ -21,7 +21,8 @@
 #include <sys/types.h>
 #include <microhttpd.h>
 
-#include "http.h"
+#include "gen.h"
+#include "http_respond.h"
 #include "loop.h"
 #include "proxy.h"
 
@@ -60,7 +61,6 @@ struct proxy_tunnel;
 
 struct proxy_req {
 	struct proxy_pool *pool;
-	struct http_server *server;
 	struct http_request *rq; /* NULL once MHD is done with the request */
 	struct MHD_Connection *mc;
 	struct gen *gen; /* keeps loc and up alive across a reload */
@@ -107,6 +107,8 @@ struct proxy_req {
 
 struct proxy_pool {
 	struct loop *loop;
+	void (*wake)(void *arg); /* run MHD soon (see proxy_pool_new) */
+	void *wake_arg;
 	struct proxy_idle *idle; /* most recently used first */
 	struct proxy_req *reqs;	 /* live requests */
 	unsigned rr;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "proxyproto.h"
 
 static const unsigned char proxyproto_v2_sig[12] = {
@@ -230,4 +231,50 @@ enum proxyproto_result proxyproto_read(int fd, struct sockaddr_storage *src,
 	if (buf != small)
 		free(buf);
 	return r;
+}
+
+static bool proxyproto_cidr_match(const struct config_cidr *net,
+				  const unsigned char *addr)
+{
+	unsigned full = net->prefix / 8, rest = net->prefix % 8;
+	unsigned char mask;
+
+	if (memcmp(net->addr, addr, full))
+		return false;
+	if (!rest)
+		return true;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool proxyproto_source_allowed(const struct config_cidr *nets, size_t n,
+			       const struct sockaddr *peer)
+{
+	const unsigned char *addr;
+	int family = peer->sa_family;
+	size_t i;
+
+	if (!n)
+		return true;
+	if (family == AF_INET) {
+		addr = (const unsigned char *)&(
+			       (const struct sockaddr_in *)peer)
+			       ->sin_addr;
+	} else if (family == AF_INET6) {
+		const struct in6_addr *a6 =
+			&((const struct sockaddr_in6 *)peer)->sin6_addr;
+
+		addr = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			addr += 12;
+		}
+	} else {
+		return false;
+	}
+	for (i = 0; i < n; i++)
+		if (nets[i].family == family &&
+		    proxyproto_cidr_match(&nets[i], addr))
+			return true;
+	return false;
 }

@@ -8,8 +8,11 @@
 #ifndef MTLSGW_PROXYPROTO_H
 #define MTLSGW_PROXYPROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+
+struct config_cidr;
 
 #define PROXYPROTO_V1_MAX 107 /* the spec's longest v1 line, CRLF included */
 #define PROXYPROTO_V2_MAX (16 + 65535)
@@ -35,5 +38,13 @@ enum proxyproto_result proxyproto_parse(const unsigned char *buf, size_t len,
 /* Read the header from non-blocking socket FD (peek, parse, consume). */
 enum proxyproto_result proxyproto_read(int fd, struct sockaddr_storage *src,
 				       socklen_t *src_len, const char **why);
+
+/*
+ * Is PEER (the socket's address, before any header) one of the N networks
+ * of proxy_from? N = 0 means anyone. An IPv4-mapped IPv6 address matches
+ * the IPv4 networks.
+ */
+bool proxyproto_source_allowed(const struct config_cidr *nets, size_t n,
+			       const struct sockaddr *peer);
 
 #endif

@@ -57,11 +57,7 @@ static void relay_finish(struct relay *r, bool send_close_notify)
 	ERR_clear_error();
 	close(r->app_fd);
 	r->app_fd = -1;
-	if (c->fd >= 0) {
-		conn_tcp_closing(c);
-		close(c->fd);
-		c->fd = -1;
-	}
+	conn_close_socket(c);
 	c->relay = NULL;
 	conn_unref(c);
 	loop_defer_free(r->loop, r);
@@ -130,7 +126,7 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			if (b->off == b->len)
 				b->off = b->len = 0;
 			r->app_write_blocked = false;
-			r->conn->pending_request_bytes += (uint64_t)n;
+			conn_client_bytes(r->conn, (uint64_t)n);
 			progress = true;
 		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			r->app_write_blocked = true;
@@ -314,7 +310,7 @@ int relay_start(struct conn *c, struct loop *l, int app_fd,
 		return -1;
 	}
 	c->relay = r;
-	c->refs++;
+	conn_ref(c);
 	loop_timer_arm(l, &r->idle_timer, idle_timeout_ms, relay_on_idle);
 	/* OpenSSL may already hold application data read with the last
 	 * handshake flight; pump once so it is not left waiting for a socket

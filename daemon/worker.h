@@ -12,23 +12,10 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "gen.h"
 
 struct limits;
 struct fleet;
-
-/* A configuration generation: the parsed config and the TLS context built
- * from it, swapped in whole on reload. Connections keep the generation they
- * were accepted under; requests use the worker's newest. */
-struct gen {
-	struct config *cfg;
-	SSL_CTX *ssl_ctx;
-	unsigned id;
-	atomic_uint refs;
-};
-
-struct gen *gen_new(struct config *cfg, SSL_CTX *ctx, unsigned id);
-void gen_ref(struct gen *g);
-void gen_unref(struct gen *g);
 
 struct worker;
 
@@ -60,10 +47,5 @@ void worker_join(struct worker *w);
 /* True once the worker's thread has left its loop (join will not block). */
 bool worker_done(struct worker *w);
 void worker_free(struct worker *w);
-
-/* For http.c: the worker's newest generation. */
-struct gen *worker_gen(struct worker *w);
-struct worker_shared *worker_shared(struct worker *w);
-struct loop *worker_loop(struct worker *w);
 
 #endif

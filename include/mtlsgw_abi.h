@@ -36,6 +36,7 @@
 #define MTLSGW_SOL	  0x6d74 /* 'mt' */
 #define MTLSGW_SO_BIND	  1	 /* optval: struct mtlsgw_bind; admission */
 #define MTLSGW_SO_REQUEST 2 /* optval: struct mtlsgw_request; one request */
+#define MTLSGW_SO_RECLAIM 3 /* optval: struct mtlsgw_reclaim; GC of one key */
 
 /* Identity text lengths (including the terminating NUL). */
 #define MTLSGW_ID_LEN	   72 /* 64 hex digits, or an address */
@@ -48,8 +49,10 @@
 /*
  * An identity, NUL-padded to the full length (it is a hash key): the
  * SHA-256 fingerprint of the client's leaf certificate as 64 lowercase hex
- * digits, or for a client without a certificate its address as text
- * ("192.0.2.1", "2001:db8::1"; IPv4-mapped IPv6 shown as IPv4).
+ * digits, or for a client without a certificate its address prefix as
+ * text: "192.0.2.1" and "2001:db8::1" for a full-length prefix, else
+ * "192.0.2.0/24", "2001:db8:1:2::/64" ([limits] anonymous_prefix_v4/_v6;
+ * IPv4-mapped IPv6 counts as IPv4).
  */
 struct mtlsgw_id {
 	char name[MTLSGW_ID_LEN];
@@ -95,9 +98,14 @@ struct mtlsgw_bucket {
 	__u64 last_ns;
 };
 
-/* cert_buckets value: per identity, the limiter state; written by the BPF
- * programs under lock; read by the daemon for Retry-After, and entries
- * back to their initial state removed by it when the map is full. */
+/*
+ * cert_buckets value: per identity, everything enforcement needs (the open
+ * connection count and the token buckets). A plain hash, never evicted by
+ * the kernel: an entry goes only through MTLSGW_SO_RECLAIM, which the
+ * daemon calls when the map is full and which removes it only if it has
+ * no open connection and is back to its initial state. Written by the BPF
+ * programs under lock; read by the daemon for Retry-After and GC.
+ */
 struct mtlsgw_state {
 	struct bpf_spin_lock lock;
 	__u32 active; /* admitted connections open now (enforces max_conns) */
@@ -105,7 +113,15 @@ struct mtlsgw_state {
 	struct mtlsgw_bucket req;
 	struct mtlsgw_bucket bw_in;
 	struct mtlsgw_bucket bw_out;
+	/* The key, again: a program that looked the entry up just before
+	 * it was reclaimed and its memory reused for another key sees the
+	 * mismatch under the lock (before flags: written first). */
+	struct mtlsgw_id owner;
+	__u32 flags; /* MTLSGW_STATE_* */
+	__u32 pad;
 };
+#define MTLSGW_STATE_ANONYMOUS (1U << 0) /* keyed by address prefix */
+#define MTLSGW_STATE_DEAD      (1U << 1) /* reclaimed: being deleted */
 
 /* conn_identity value (socket storage): the identity a connection is
  * bound to; written once by the setsockopt program at admission. */
@@ -126,6 +142,14 @@ struct mtlsgw_bind {
 /* optval of MTLSGW_SO_REQUEST. */
 struct mtlsgw_request {
 	__u64 count; /* requests to charge, normally 1 */
+};
+
+/* optval of MTLSGW_SO_RECLAIM, written by the daemon's GC: remove ID's
+ * cert_buckets entry if it has no open connection, no bucket touched for
+ * IDLE_NS and every bucket full again; else the call fails with EBUSY. */
+struct mtlsgw_reclaim {
+	struct mtlsgw_id id;
+	__u64 idle_ns;
 };
 
 #endif

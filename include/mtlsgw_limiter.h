@@ -168,4 +168,50 @@ static __always_inline int limiter_meter(struct mtlsgw_bucket *b, __u64 rate,
 	return MTLSGW_METER_DROP;
 }
 
+/* 1 if bucket B was never used or not touched for IDLE_NS. */
+static __always_inline int limiter_bucket_idle(const struct mtlsgw_bucket *b,
+					       __u64 now, __u64 idle_ns)
+{
+	if (b->last_ns == 0)
+		return 1;
+	return now >= b->last_ns && now - b->last_ns >= idle_ns;
+}
+
+/*
+ * 1 if the limiter state S holds nothing that a fresh one would not, so
+ * that removing it (cert_buckets GC) gives no client anything: no open
+ * connection, no bucket touched for IDLE_NS, and every bucket full again
+ * under the limits LIM (NULL: no limits).
+ */
+static __always_inline int limiter_state_idle(const struct mtlsgw_state *s,
+					      const struct mtlsgw_limit *lim,
+					      __u64 now, __u64 idle_ns)
+{
+	__u64 bw;
+
+	if (s->active)
+		return 0;
+	if (!limiter_bucket_idle(&s->conn, now, idle_ns) ||
+	    !limiter_bucket_idle(&s->req, now, idle_ns) ||
+	    !limiter_bucket_idle(&s->bw_in, now, idle_ns) ||
+	    !limiter_bucket_idle(&s->bw_out, now, idle_ns))
+		return 0;
+	if (!lim)
+		return 1;
+	if (limiter_wait_ns(&s->conn, lim->conn_rate, lim->conn_burst,
+			    limiter_burst(lim->conn_rate, lim->conn_burst),
+			    now))
+		return 0;
+	if (limiter_wait_ns(&s->req, lim->req_rate, lim->req_burst,
+			    limiter_burst(lim->req_rate, lim->req_burst), now))
+		return 0;
+	bw = limiter_bw_burst(lim->bandwidth_in);
+	if (limiter_wait_ns(&s->bw_in, lim->bandwidth_in, bw, bw, now))
+		return 0;
+	bw = limiter_bw_burst(lim->bandwidth_out);
+	if (limiter_wait_ns(&s->bw_out, lim->bandwidth_out, bw, bw, now))
+		return 0;
+	return 1;
+}
+
 #endif

@@ -10,7 +10,7 @@ libssl-dev openssl libmicrohttpd-dev libinih-dev
 libbpf-dev bpftool libelf-dev zlib1g-dev
 libcmocka-dev python3 python3-pytest curl
 qemu-system-x86 cpio busybox-static kmod iproute2 systemd
-nginx-light wrk
+nginx-light wrk haproxy
 redis-server redis-tools libhiredis-dev
 "
 
@@ -34,7 +34,7 @@ fi
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# nginx-light is only a benchmark peer: keep its service from starting on :80.
+# nginx-light and haproxy are test peers: keep their services from starting.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
 	$SUDO chmod +x /usr/sbin/policy-rc.d

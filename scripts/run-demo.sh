@@ -18,13 +18,15 @@ mtlsgw demo on $URL (config $CONF). In another terminal, try:
 
   # open pages: 200 without a certificate
   curl --cacert certs/ca.crt $URL/main.html
-  curl --cacert certs/ca.crt $URL/unprotected/
+  curl --cacert certs/ca.crt $URL/unprotected/unprotected.html
   curl --cacert certs/ca.crt $URL/health
 
   # protected: 403 without a certificate, 200 with client1's
-  curl --cacert certs/ca.crt $URL/protected/
+  curl --cacert certs/ca.crt $URL/protected/protected.html
   curl --cacert certs/ca.crt --cert certs/client1.crt --key certs/client1.key \\
-       $URL/protected/secret.html
+       $URL/protected/protected.html
+  curl --cacert certs/ca.crt --cert certs/client1.crt --key certs/client1.key \\
+       $URL/protected/confidential.html
 
   # a certificate that does not verify fails the TLS handshake (over TLS 1.3
   # curl may report the alert as error 56 or a closed connection; add

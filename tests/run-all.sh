@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite of mtlsgw and end with one line of counts:
 #   N passed, N failed, N skipped
-# Suites: format check, C unit tests (cmocka), integration and BPF tests
+# Suites: format check, layer check (scripts/check-layers.sh), C unit
+# tests (cmocka), integration and BPF tests
 # (pytest against the real daemon), kTLS tests in a VM (scripts/vm-test.sh).
 # MTLSGW_SUITES="unit integration" runs a subset.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-SUITES=${MTLSGW_SUITES:-"format unit integration bpf vm"}
+SUITES=${MTLSGW_SUITES:-"format layers unit integration bpf vm"}
 PYTHON=/usr/bin/python3	# Debian's, where python3-pytest lives
 passed=0 failed=0 skipped=0
 failed_suites=""
@@ -47,6 +48,8 @@ for suite in $SUITES; do
 	case $suite in
 	format)
 		if make -s format-check; then add format 1 0 0; else add format 0 1 0; fi ;;
+	layers)
+		if scripts/check-layers.sh daemon; then add layers 1 0 0; else add layers 0 1 0; fi ;;
 	unit)
 		# cmocka prints "[  PASSED  ] N test(s)." and
 		# "[  FAILED  ] N test(s), listed below:"; a binary that crashes

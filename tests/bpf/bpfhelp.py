@@ -122,6 +122,25 @@ def wait_for(pred, timeout=5.0, step=0.05):
         time.sleep(step)
 
 
+_copies = {}
+
+
+def world_readable_copy(path):
+    """PATH copied into a fresh 0755 folder under /tmp (once per run), for
+    a process that runs as another user; removed at exit."""
+    if path not in _copies:
+        import atexit
+        import tempfile
+        d = Path(tempfile.mkdtemp(prefix="mtlsgw-bin-"))
+        d.chmod(0o755)
+        dst = d / path.name
+        shutil.copy2(path, dst)
+        dst.chmod(0o755)
+        atexit.register(shutil.rmtree, d, True)
+        _copies[path] = dst
+    return _copies[path]
+
+
 class Probe:
     """A running limits_probe (daemon/limits.c on plain TCP)."""
 
@@ -141,9 +160,14 @@ class Probe:
     def start(self):
         assert PROBE.exists(), f"{PROBE} missing: make {PROBE.relative_to(REPO)}"
         limits_path = str(self.limits_file)
+        probe = str(PROBE)
         pass_fds = ()
         preexec = None
         if self.user is not None:
+            # The checkout's parent folders may be closed to other users
+            # (a clone under /root or mktemp -d): run a copy of the probe
+            # from a folder the user can search.
+            probe = str(world_readable_copy(PROBE))
             # The unprivileged probe cannot open a file in pytest's 0700
             # tmp dir: hand it an open descriptor instead.
             lfd = os.open(limits_path, os.O_RDONLY)
@@ -155,7 +179,7 @@ class Probe:
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
-        args = [str(PROBE), "--instance", self.instance, "--mode", self.mode,
+        args = [probe, "--instance", self.instance, "--mode", self.mode,
                 "--limits", limits_path, "--addr", self.addr]
         if self.port:
             args += ["--port", str(self.port)]
@@ -197,15 +221,29 @@ class Probe:
         if getattr(self, "stderr", None):
             self.stderr.close()
 
-    def connect(self, fp="-", cn="-", host=None):
+    def connect(self, fp="-", cn="-", host=None, source=None):
         if host is None:
             host = "::1" if self.addr == "::1" else "127.0.0.1"
-        return ProbeConn(host, self.port, fp, cn)
+        return ProbeConn(host, self.port, fp, cn, source)
+
+    def control(self, line, timeout=300):
+        """One control line (BULK, DROP, GC, GCSTATS: see limits_probe.c);
+        the answer's key=value pairs as ints."""
+        host = "::1" if self.addr == "::1" else "127.0.0.1"
+        with socket.create_connection((host, self.port),
+                                      timeout=timeout) as s:
+            s.sendall(line.encode() + b"\n")
+            answer = s.makefile("rb").readline().decode().strip()
+        assert answer, f"no answer to {line!r}:\n{self.log()}"
+        return {k: int(v) for k, v in
+                (p.split("=") for p in answer.split()[1:])}
 
 
 class ProbeConn:
-    def __init__(self, host, port, fp, cn):
-        self.sock = socket.create_connection((host, port), timeout=IO_TIMEOUT)
+    def __init__(self, host, port, fp, cn, source=None):
+        self.sock = socket.create_connection(
+            (host, port), timeout=IO_TIMEOUT,
+            source_address=(source, 0) if source else None)
         self.file = self.sock.makefile("rb")
         self.sock.sendall(f"HELLO {fp} {cn}\n".encode())
         self.answer = self.file.readline().decode().strip()
@@ -333,6 +371,83 @@ def _bpf(cmd, attr):
     if r < 0:
         raise OSError(ctypes.get_errno(), f"bpf({cmd})")
     return r
+
+
+def map_lookup(path, key, value_size):
+    """bpf_map_lookup_elem of KEY (bytes) in the pinned map PATH: the
+    value's bytes, or None if there is no such key."""
+    import ctypes
+    p = ctypes.create_string_buffer(str(path).encode())
+    fd = _bpf(7, struct.pack("<QII", ctypes.addressof(p), 0, 0))  # OBJ_GET
+    try:
+        kb = ctypes.create_string_buffer(key, len(key))
+        vb = ctypes.create_string_buffer(value_size)
+        try:
+            _bpf(1, struct.pack("<IIQQQ", fd, 0, ctypes.addressof(kb),
+                                ctypes.addressof(vb), 0))  # LOOKUP_ELEM
+        except OSError as e:
+            if e.errno == 2:
+                return None
+            raise
+        return vb.raw
+    finally:
+        os.close(fd)
+
+
+STATS_FIELDS = ("conns_total", "conns_active", "conns_rejected", "requests",
+                "requests_rejected", "bytes_in", "bytes_out", "last_seen")
+
+
+def stats_of(instance, name):
+    """One cert_stats entry as a dict of its counters, or None."""
+    raw = map_lookup(PIN_ROOT / instance / "cert_stats",
+                     name.encode().ljust(ID_LEN, b"\0"), 200)
+    if raw is None:
+        return None
+    return dict(zip(STATS_FIELDS, struct.unpack_from("<8Q", raw, 136)))
+
+
+def map_keys(path, key_size=ID_LEN):
+    """Every key of the pinned map PATH (bpf_map_get_next_key)."""
+    import ctypes
+    p = ctypes.create_string_buffer(str(path).encode())
+    fd = _bpf(7, struct.pack("<QII", ctypes.addressof(p), 0, 0))  # OBJ_GET
+    keys = []
+    try:
+        prev = None
+        nxt = ctypes.create_string_buffer(key_size)
+        while True:
+            pk = ctypes.create_string_buffer(prev, key_size) if prev else None
+            try:
+                _bpf(4, struct.pack("<IIQQQ", fd, 0,
+                                    ctypes.addressof(pk) if pk else 0,
+                                    ctypes.addressof(nxt), 0))  # GET_NEXT_KEY
+            except OSError as e:
+                if e.errno == 2:
+                    return keys
+                raise
+            prev = nxt.raw
+            keys.append(prev)
+    finally:
+        os.close(fd)
+
+
+def map_delete(path, key):
+    import ctypes
+    p = ctypes.create_string_buffer(str(path).encode())
+    fd = _bpf(7, struct.pack("<QII", ctypes.addressof(p), 0, 0))  # OBJ_GET
+    try:
+        kb = ctypes.create_string_buffer(key, len(key))
+        _bpf(3, struct.pack("<IIQQQ", fd, 0, ctypes.addressof(kb), 0, 0))
+    finally:
+        os.close(fd)
+
+
+def busy_state(key):
+    """A cert_buckets value (struct mtlsgw_state) for KEY with one open
+    connection: never reclaimable."""
+    return (struct.pack("<II", 0, 1) + bytes(64) + key +
+            struct.pack("<II", 0, 0))
 
 
 def map_fill(path, items):

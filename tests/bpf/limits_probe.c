@@ -10,13 +10,26 @@
  * <errno> client: GET <n>                        probe: n bytes of 'x' client:
  * PUT <n> then n bytes           probe: GOT EOF: limits_release(), close().
  *
+ * Bulk admissions, without a client connection per identity (each on a
+ * fresh unconnected TCP socket of the probe, as the gateway's accepted
+ * sockets are bound):
+ *   BULK <first> <n> <hold>  identities first..first+n-1 (fingerprint =
+ *                            the number in 64 hex digits); hold 1 keeps
+ *                            admitted sockets open until DROP
+ *                            probe: BULK admitted=A refused=R full=F error=E
+ *   DROP                     close held sockets (limits_release first)
+ *   GC <idle_ns>             set the GC idle time, clear the GC totals
+ *                            probe: GC calls=C scanned=S reclaimed=R max=M
+ *   GCSTATS                  probe: GC calls=C scanned=S reclaimed=R max=M
+ *
  * usage: limits_probe --instance NAME [--mode auto|required|off]
  *                     [--limits FILE] [--addr IP] [--port N]
  * IP defaults to 127.0.0.1; "::1" or "::ffff:127.0.0.1" listen on IPv6.
  * FILE lines: KEY field=value...  (KEY default, anonymous or 64 hex;
  * fields max_conns conn_rate conn_burst req_rate req_burst bandwidth_out
- * bandwidth_in). SIGHUP re-reads FILE and calls limits_reload().
- * Prints "READY port=N mode=M" once listening; exits 1 if limits_new fails.
+ * bandwidth_in), or "prefix v4=N v6=N" (anonymous_prefix_v4/_v6). SIGHUP
+ * re-reads FILE and calls limits_reload(). Prints "READY port=N mode=M" once
+ * listening; exits 1 if limits_new fails.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,12 +43,18 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <linux/bpf.h>
+
 #include "daemon/config.h"
 #include "daemon/identity.h"
 #include "daemon/limits.h"
+#include "daemon/limits_private.h" /* GC knobs and totals, for tests */
 #include "daemon/log.h"
 
 static struct limits *probe_limits;
+static pthread_mutex_t probe_bulk_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *probe_held;
+static size_t probe_n_held, probe_cap_held;
 static const char *probe_limits_file;
 static volatile sig_atomic_t probe_hup;
 
@@ -55,6 +74,20 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 int log_enabled(enum log_level lvl)
 {
 	return lvl <= LOG_LVL_INFO;
+}
+
+/* Not rate-limited here: the tests count the lines. */
+void log_ratelimited(struct log_ratelimit *rl, enum log_level lvl,
+		     const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	(void)rl;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_msg(lvl, "%s", buf);
 }
 
 static int probe_field(struct config_limit *c, const char *name,
@@ -107,6 +140,8 @@ static int probe_read_limits(struct config *cfg, const char *path)
 	memset(&cfg->limit_anonymous, 0, sizeof(cfg->limit_anonymous));
 	strcpy(cfg->limit_default.key, "default");
 	strcpy(cfg->limit_anonymous.key, "anonymous");
+	cfg->anonymous_prefix_v4 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4;
+	cfg->anonymous_prefix_v6 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6;
 	if (!path)
 		return 0;
 	f = fopen(path, "r");
@@ -120,6 +155,19 @@ static int probe_read_limits(struct config *cfg, const char *path)
 
 		if (!tok || tok[0] == '#')
 			continue;
+		if (!strcmp(tok, "prefix")) {
+			while ((tok = strtok_r(NULL, " \t\n", &save))) {
+				unsigned v;
+
+				if (sscanf(tok, "v4=%u", &v) == 1)
+					cfg->anonymous_prefix_v4 = v;
+				else if (sscanf(tok, "v6=%u", &v) == 1)
+					cfg->anonymous_prefix_v6 = v;
+				else
+					goto bad;
+			}
+			continue;
+		}
 		if (!strcmp(tok, "default")) {
 			c = &cfg->limit_default;
 		} else if (!strcmp(tok, "anonymous")) {
@@ -226,6 +274,101 @@ struct probe_conn {
 	socklen_t peer_len;
 };
 
+static void probe_gc_reply(int fd)
+{
+	probe_reply(fd, "GC calls=%llu scanned=%llu reclaimed=%llu max=%llu\n",
+		    (unsigned long long)probe_limits->gc_calls,
+		    (unsigned long long)probe_limits->gc_scanned,
+		    (unsigned long long)probe_limits->gc_reclaimed,
+		    (unsigned long long)probe_limits->gc_max_scan);
+}
+
+/* BULK FIRST N HOLD: N identities, each on a socket of its own. */
+static void probe_bulk(int fd, unsigned long long first, unsigned long long n,
+		       int hold)
+{
+	unsigned long long i, counts[4] = {0}; /* admitted refused full err */
+	struct sockaddr_in peer = {.sin_family = AF_INET};
+	struct identity id;
+	unsigned retry;
+	int s, rc;
+
+	pthread_mutex_lock(&probe_bulk_lock);
+	for (i = first; i < first + n; i++) {
+		s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0) {
+			counts[3]++;
+			continue;
+		}
+		memset(&id, 0, sizeof(id));
+		id.verified = true;
+		snprintf(id.fingerprint, sizeof(id.fingerprint), "%064llx", i);
+		rc = limits_admit(probe_limits, s, &id,
+				  (struct sockaddr *)&peer, sizeof(peer),
+				  &retry);
+		counts[rc == 0 ? 0 : rc == 1 ? 1 : rc == 2 ? 2 : 3]++;
+		if (rc == 0 && hold) {
+			if (probe_n_held == probe_cap_held) {
+				size_t cap = probe_cap_held ? 2 * probe_cap_held
+							    : 64;
+				int *h = realloc(probe_held, cap * sizeof(*h));
+
+				if (!h)
+					abort();
+				probe_held = h;
+				probe_cap_held = cap;
+			}
+			probe_held[probe_n_held++] = s;
+			continue;
+		}
+		if (rc == 0)
+			limits_release(probe_limits, s);
+		close(s);
+	}
+	pthread_mutex_unlock(&probe_bulk_lock);
+	probe_reply(fd,
+		    "BULK admitted=%llu refused=%llu full=%llu error=%llu\n",
+		    counts[0], counts[1], counts[2], counts[3]);
+}
+
+static void probe_drop(int fd)
+{
+	size_t i;
+
+	pthread_mutex_lock(&probe_bulk_lock);
+	for (i = 0; i < probe_n_held; i++) {
+		limits_release(probe_limits, probe_held[i]);
+		close(probe_held[i]);
+	}
+	probe_n_held = 0;
+	pthread_mutex_unlock(&probe_bulk_lock);
+	probe_reply(fd, "DROPPED\n");
+}
+
+/* A control line instead of HELLO; 1 if it was one. */
+static int probe_control(int fd, const char *line)
+{
+	unsigned long long a, b, idle;
+	int hold;
+
+	if (sscanf(line, "BULK %llu %llu %d", &a, &b, &hold) == 3) {
+		probe_bulk(fd, a, b, hold);
+	} else if (!strcmp(line, "DROP")) {
+		probe_drop(fd);
+	} else if (sscanf(line, "GC %llu", &idle) == 1) {
+		atomic_store(&probe_limits->gc_idle_ns, idle);
+		probe_limits->gc_calls = probe_limits->gc_scanned = 0;
+		probe_limits->gc_reclaimed = probe_limits->gc_max_scan = 0;
+		probe_limits->gc_next_ns = 0;
+		probe_gc_reply(fd);
+	} else if (!strcmp(line, "GCSTATS")) {
+		probe_gc_reply(fd);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static void probe_serve(struct probe_conn *c)
 {
 	static char data[65536];
@@ -235,8 +378,11 @@ static void probe_serve(struct probe_conn *c)
 	int rc, fd = c->fd, admitted = 0;
 
 	memset(data, 'x', sizeof(data));
-	if (probe_line(fd, line, sizeof(line)) < 0 ||
-	    sscanf(line, "HELLO %64s %127s", fp, cn) != 2)
+	if (probe_line(fd, line, sizeof(line)) < 0)
+		goto out;
+	if (probe_control(fd, line))
+		goto out;
+	if (sscanf(line, "HELLO %64s %127s", fp, cn) != 2)
 		goto out;
 	memset(&id, 0, sizeof(id));
 	if (strcmp(fp, "-") != 0) {
@@ -246,7 +392,7 @@ static void probe_serve(struct probe_conn *c)
 	id.subject_cn = strcmp(cn, "-") ? cn : NULL;
 	rc = limits_admit(probe_limits, fd, &id, (struct sockaddr *)&c->peer,
 			  c->peer_len, &retry);
-	if (rc == 1) {
+	if (rc == 1 || rc == 2) {
 		probe_reply(fd, "REFUSED %u\n", retry);
 		goto out;
 	}

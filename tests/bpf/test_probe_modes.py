@@ -74,3 +74,43 @@ def test_incompatible_pinned_map(instance, start_probe):
     q = start_probe(instance, "default max_conns=1\n")
     assert q.ready_mode == "userspace", q.log()
     assert sorted(x.name for x in pins.iterdir()) == ["cert_stats"]
+
+
+def _chain(fp, chains=4096):
+    """daemon/limits.c's limits_hash (FNV-1a) chain of an identity."""
+    h = 2166136261
+    for ch in fp.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h % chains
+
+
+def test_userspace_full_table_refuses(instance, start_probe):
+    """The userspace table holds 16 identities per hash chain: when a
+    chain is full of identities with open connections, a new identity of
+    that chain is refused (REFUSED, as the gateway answers 429), never
+    admitted without limits; once one closes, its slot is reused."""
+    per_chain, chain_max = {}, 65536 // 4096
+    i = 0
+    while True:
+        fp = f"{i:064x}"
+        same = per_chain.setdefault(_chain(fp), [])
+        same.append(fp)
+        if len(same) > chain_max:
+            break
+        i += 1
+    p = start_probe(instance, "default max_conns=5\n", user=nobody())
+    assert p.ready_mode == "userspace", p.log()
+    held = [p.connect(fp, "x") for fp in same[:chain_max]]
+    assert all(c.admitted for c in held)
+    with p.connect(same[chain_max], "x") as c:
+        assert not c.admitted and c.retry_after() >= 1, c.answer
+    assert "no limiter state" in p.log()
+    held.pop().close()
+    for _ in range(50):
+        with p.connect(same[chain_max], "x") as d:
+            if d.admitted:
+                break
+    else:
+        raise AssertionError("slot never freed after close")
+    for c in held:
+        c.close()

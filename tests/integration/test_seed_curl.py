@@ -14,24 +14,27 @@ TLS = {"1.2": ["--tlsv1.2", "--tls-max", "1.2"], "1.3": ["--tlsv1.3"]}
 
 @pytest.mark.parametrize("version", list(TLS))
 def test_curl_open_pages(gateway, certs, version):
-    for path in ("/main.html", "/unprotected/", "/health"):
+    for path in ("/main.html", "/unprotected/unprotected.html", "/unprotected/", "/health"):
         rc, code, err, _ = curl(gateway.port, certs, path, *TLS[version])
         assert (rc, code) == (0, "200"), (path, rc, code, err)
 
 
 @pytest.mark.parametrize("version", list(TLS))
 def test_curl_protected_without_cert(gateway, certs, version):
-    rc, code, err, body = curl(gateway.port, certs, "/protected/", *TLS[version])
-    assert (rc, code) == (0, "403"), (rc, code, err)
-    assert b"Protected area" not in body
+    for path in ("/protected/", "/protected/protected.html", "/protected/confidential.html"):
+        rc, code, err, body = curl(gateway.port, certs, path, *TLS[version])
+        assert (rc, code) == (0, "403"), (path, rc, code, err)
+        assert b"Protected" not in body and b"Confidential page" not in body
 
 
 @pytest.mark.parametrize("version", list(TLS))
 def test_curl_protected_with_client1(gateway, certs, version):
-    rc, code, err, body = curl(gateway.port, certs, "/protected/secret.html", *TLS[version],
-                               cert="client1")
-    assert (rc, code) == (0, "200"), (rc, code, err)
-    assert b"Secret page" in body
+    for path, page in (("/protected/protected.html", b"Protected page"),
+                       ("/protected/confidential.html", b"Confidential page"),
+                       ("/protected/secret.html", b"Secret page")):
+        rc, code, err, body = curl(gateway.port, certs, path, *TLS[version], cert="client1")
+        assert (rc, code) == (0, "200"), (path, rc, code, err)
+        assert page in body
 
 
 @pytest.mark.parametrize("version", list(TLS))

@@ -636,6 +636,83 @@ static void test_error_unknown_key(void **state)
 			"key 'workers' outside any section");
 }
 
+/* proxy_from: lists and repeats add up; drain_delay; ready = yes. */
+static void test_load_balancer_keys(void **state)
+{
+	struct config *cfg;
+	unsigned char v6[16];
+
+	(void)state;
+	cfg = load_ok("[server]\n"
+		      "listen = 127.0.0.1:8443 proxy_protocol\n"
+		      "proxy_from = 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32\n"
+		      "proxy_from = 127.0.0.1/32\n"
+		      "drain_delay = 5s\n" TLS_OK "[location /ready]\n"
+		      "ready = yes\n");
+	assert_int_equal(cfg->n_proxy_from, 4);
+	assert_int_equal(cfg->proxy_from[0].family, AF_INET);
+	assert_int_equal(cfg->proxy_from[0].prefix, 8);
+	assert_int_equal(cfg->proxy_from[0].addr[0], 10);
+	assert_int_equal(cfg->proxy_from[1].prefix, 32);
+	assert_int_equal(cfg->proxy_from[1].addr[3], 7);
+	assert_int_equal(cfg->proxy_from[2].family, AF_INET6);
+	assert_int_equal(cfg->proxy_from[2].prefix, 32);
+	inet_pton(AF_INET6, "2001:db8::", v6);
+	assert_memory_equal(cfg->proxy_from[2].addr, v6, 16);
+	assert_int_equal(cfg->proxy_from[3].line, 4);
+	assert_int_equal(cfg->drain_delay_ms, 5000);
+	assert_true(cfg->locations[0].ready);
+	config_free(cfg);
+
+	cfg = load_ok("[server]\n" TLS_OK);
+	assert_int_equal(cfg->n_proxy_from, 0);
+	assert_int_equal(cfg->drain_delay_ms, 0);
+	config_free(cfg);
+}
+
+static void test_error_load_balancer_keys(void **state)
+{
+	static const struct {
+		const char *line, *msg;
+	} cases[] = {
+		{"proxy_from = 10.0.0.1/8",
+		 "bad value '10.0.0.1/8' for proxy_from: '10.0.0.1/8': host "
+		 "bits are set"},
+		{"proxy_from = 10.0.0.0/33",
+		 "'10.0.0.0/33': prefix length must be 0 to 32"},
+		{"proxy_from = ::/129",
+		 "'::/129': prefix length must be 0 to 128"},
+		{"proxy_from = 10.0.0.0/x", "prefix length must be 0 to 32"},
+		{"proxy_from = 10.0.0.0/8, lb.example",
+		 "'lb.example': not an IPv4 or IPv6 address"},
+		{"proxy_from = 10.0.0.0/8,,10.1.0.0/16", "empty item"},
+		{"proxy_from = 10.0.0.0/8,", "empty item"},
+		{"proxy_from = 2001:db8::1/32", "host bits are set"},
+		{"drain_delay = soon", "bad value 'soon' for drain_delay"},
+		{"drain_delay = 2h", "bad value '2h' for drain_delay"},
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "[server]\n%s\nlisten = 127.0.0.1:1 "
+			 "proxy_protocol\n" TLS_OK,
+			 cases[i].line);
+		expect_error_at(text, 2, cases[i].msg);
+	}
+	expect_error_at("[server]\nlisten = 127.0.0.1:1\n"
+			"proxy_from = 127.0.0.1\n" TLS_OK,
+			3,
+			"proxy_from (line 3) has no effect: no listen line is "
+			"marked proxy_protocol");
+	expect_error_at("[server]\n" TLS_OK "[location /r]\nready = yes\n"
+			"return = 200 ok\n",
+			8, "[location /r]: ready (line 7) and return (line 8)");
+	expect_error_at("[server]\n" TLS_OK "[location /r]\nready = maybe\n", 7,
+			"bad value 'maybe' for ready: expected yes or no");
+}
+
 static void test_error_bad_values(void **state)
 {
 	static const struct {
@@ -865,7 +942,7 @@ static void test_error_locations(void **state)
 	(void)state;
 	expect_error_at(TLS_OK "[location /a]\nclient_cert = require\n", 5,
 			"[location /a] has no handler: set root, return, "
-			"proxy_pass or metrics");
+			"proxy_pass, metrics or ready");
 	expect_error_at(TLS_OK "[location /a]\nmetrics = no\n", 5,
 			"[location /a] has no handler");
 	expect_error_at(TLS_OK "[location /a]\nmetrics = yes\nroot = www\n", 7,
@@ -1016,6 +1093,8 @@ int main(void)
 		cmocka_unit_test(test_error_unknown_section),
 		cmocka_unit_test(test_error_unknown_key),
 		cmocka_unit_test(test_error_bad_values),
+		cmocka_unit_test(test_load_balancer_keys),
+		cmocka_unit_test(test_error_load_balancer_keys),
 		cmocka_unit_test(test_error_duplicate_key),
 		cmocka_unit_test(test_error_missing_equals),
 		cmocka_unit_test(test_error_line_too_long),

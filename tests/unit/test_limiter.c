@@ -203,6 +203,50 @@ static void test_limiter_conservation(void **state)
 	assert_true(taken >= 200 * (t - T0) / SEC_NS * 99 / 100);
 }
 
+/* GC may drop a state only when a fresh one would give nothing more:
+ * no open connection, idle long enough, every bucket full again. */
+static void test_limiter_state_idle(void **state)
+{
+	struct mtlsgw_limit lim = {
+		.conn_rate = 1, .conn_burst = 10, .bandwidth_out = 1000000};
+	struct mtlsgw_state s;
+	uint64_t idle = 10 * SEC_NS;
+	int i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(limiter_state_idle(&s, &lim, T0, idle), 1);
+	assert_int_equal(limiter_state_idle(&s, NULL, T0, idle), 1);
+	s.active = 1;
+	assert_int_equal(limiter_state_idle(&s, NULL, T0 + 3600 * SEC_NS, 0),
+			 0);
+	s.active = 0;
+
+	/* Ten connections at once: 10 s to refill at 1/s. */
+	for (i = 0; i < 10; i++)
+		assert_int_equal(limiter_take(&s.conn, 1, 10, 1, T0), 1);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 + idle - 1, idle), 0);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 + idle, idle), 1);
+	/* Idle long enough but not full: a burst of 100 needs 100 s. */
+	lim.conn_burst = 100;
+	memset(&s.conn, 0, sizeof(s.conn));
+	for (i = 0; i < 100; i++)
+		assert_int_equal(limiter_take(&s.conn, 1, 100, 1, T0), 1);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 + idle, idle), 0);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 + 100 * SEC_NS, idle),
+			 1);
+	/* A clock reading from another CPU ahead of ours: not idle. */
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 - 1, 0), 0);
+
+	/* Bandwidth debt counts too. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(limiter_meter(&s.bw_out, 1000000, 400000, T0),
+			 MTLSGW_METER_PASS);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0, 0), 0);
+	assert_int_equal(limiter_state_idle(&s, &lim, T0 + SEC_NS, 0), 1);
+	assert_int_equal(sizeof(struct mtlsgw_state), 152);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_limiter_meter_levels),
 		cmocka_unit_test(test_limiter_meter_long_run),
 		cmocka_unit_test(test_limiter_conservation),
+		cmocka_unit_test(test_limiter_state_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "daemon/config.h"
 #include "daemon/proxyproto.h"
 
 static const unsigned char v2sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
@@ -141,6 +142,53 @@ static void test_v2(void **state)
 	assert_int_equal(parse(b, 16, &used, &ss, &sl), PROXYPROTO_INVALID);
 }
 
+static bool allowed(const struct config_cidr *nets, size_t n, const char *ip)
+{
+	struct sockaddr_storage ss = {0};
+
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+	}
+	return proxyproto_source_allowed(nets, n, (struct sockaddr *)&ss);
+}
+
+static void test_source_allowed(void **state)
+{
+	struct config_cidr nets[4] = {
+		{.family = AF_INET, .addr = {127, 0, 0, 1}, .prefix = 32},
+		{.family = AF_INET, .addr = {10, 64}, .prefix = 10},
+		{.family = AF_INET6,
+		 .addr = {0x20, 0x01, 0x0d, 0xb8},
+		 .prefix = 32},
+		{.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128},
+	};
+
+	(void)state;
+	assert_true(allowed(nets, 0, "203.0.113.1")); /* none set: anyone */
+	assert_true(allowed(nets, 4, "127.0.0.1"));
+	assert_false(allowed(nets, 4, "127.0.0.2"));
+	assert_true(allowed(nets, 4, "10.64.0.1"));
+	assert_true(allowed(nets, 4, "10.127.255.255"));
+	assert_false(allowed(nets, 4, "10.128.0.0"));
+	assert_false(allowed(nets, 4, "10.63.255.255"));
+	assert_true(allowed(nets, 4, "2001:db8:ffff::1"));
+	assert_false(allowed(nets, 4, "2001:db9::1"));
+	assert_true(allowed(nets, 4, "::1"));
+	assert_false(allowed(nets, 4, "::2"));
+	assert_true(allowed(nets, 4, "::ffff:10.100.0.1")); /* v4-mapped */
+	assert_false(allowed(nets, 4, "::ffff:11.0.0.1"));
+	/* An IPv6 address never matches an IPv4 network of the same bytes. */
+	assert_false(allowed(nets, 1, "7f00:1::"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_v1_tcp6_and_unknown),
 		cmocka_unit_test(test_v1_partial_and_bad),
 		cmocka_unit_test(test_v2),
+		cmocka_unit_test(test_source_allowed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

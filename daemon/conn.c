@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fleet.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+
+struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
+		      const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+	struct conn *c;
+	int one = 1;
+
+	/* A reservation, atomic across workers. */
+	if (atomic_fetch_add(l->open_conns, 1) >= l->max_conns) {
+		atomic_fetch_sub(l->open_conns, 1);
+		close(fd);
+		errno = EBUSY;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		atomic_fetch_sub(l->open_conns, 1);
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->list = l;
+	c->fd = fd;
+	c->mhd_fd = -1;
+	c->refs = 1;
+	c->gen = g;
+	gen_ref(g);
+	memcpy(&c->peer, peer, peer_len);
+	c->peer_len = peer_len;
+	listener_format_addr((const struct sockaddr *)peer, c->peer_text,
+			     sizeof(c->peer_text));
+	c->local_len = sizeof(c->local);
+	getsockname(fd, (struct sockaddr *)&c->local, &c->local_len);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	LIST_INSERT_HEAD(&l->head, c, link);
+	l->n++;
+	return c;
+}
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_close_socket(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	loop_watch_del(c->list->loop, &c->watch);
+	/* When MHD refused a kTLS socket it has closed it already, so the
+	 * number may be reused by another worker's accept before this
+	 * release; that connection is only admitted after its handshake,
+	 * which cannot finish in between. */
+	if (c->limits_bound) {
+		c->limits_bound = false;
+		limits_release(c->list->limits, c->fd);
+	}
+	if (c->fleet_bound) {
+		c->fleet_bound = false;
+		fleet_conn_close(c->list->fleet, c->fd);
+	}
+	if (!c->fd_mhd)
+		close(c->fd);
+	c->fd = -1;
+}
+
+void conn_unref(struct conn *c)
+{
+	struct conn_list *l = c->list;
+
+	if (--c->refs > 0)
+		return;
+	c->state = CONN_CLOSED;
+	loop_timer_cancel(l->loop, &c->timer);
+	conn_close_socket(c);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	identity_clear(&c->id);
+	gen_unref(c->gen);
+	LIST_REMOVE(c, link);
+	l->n--;
+	atomic_fetch_sub(l->open_conns, 1);
+	loop_defer_free(l->loop, c);
+}
+
+/* Fleet-wide limits and the block list, decided in memory (fleet.h),
+ * after the local limits admitted the connection. */
+static void conn_admit_fleet(struct conn *c)
+{
+	struct fleet *f = c->list->fleet;
+	unsigned retry = 1;
+	int r;
+
+	if (!f || !c->id.verified || !c->id.fingerprint[0])
+		return;
+	r = fleet_conn_open(f, c->fd, c->id.fingerprint, &retry);
+	if (r == FLEET_OK) {
+		c->fleet_bound = true;
+	} else if (r == FLEET_BLOCKED) {
+		static struct log_ratelimit rl;
+
+		c->fleet_blocked = true;
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: sha256:%s is on the fleet block "
+				"list: 403",
+				c->peer_text, c->id.fingerprint);
+	} else {
+		static struct log_ratelimit rl;
+
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS);
+		c->limits_refused = true;
+		c->retry_after_s = retry ? retry : 1;
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: fleet connection limit reached "
+				"for %s: 429",
+				c->peer_text, c->id.fingerprint);
+	}
+}
+
+/* Per-identity connection limits, in the kernel when BPF is on. A refused
+ * connection still reaches HTTP, where its first request is answered 429
+ * with Retry-After and the connection closed: nothing is forwarded. */
+void conn_admit(struct conn *c)
+{
+	struct limits *l = c->list->limits;
+	unsigned retry = 1;
+	int r;
+
+	if (!l) {
+		conn_admit_fleet(c);
+		return;
+	}
+	r = limits_admit(l, c->fd, &c->id, (const struct sockaddr *)&c->peer,
+			 c->peer_len, &retry);
+	if (r == 0) {
+		c->limits_bound = true;
+		conn_admit_fleet(c);
+		return;
+	}
+	/* Refused by a limit (1), for want of limiter state (2) or on an
+	 * internal error (-1): never admitted without limits. */
+	c->limits_refused = true;
+	c->retry_after_s = r == 1 && retry ? retry : 1;
+	if (r == 1) {
+		static struct log_ratelimit rl;
+
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS);
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: connection limit reached for %s: "
+				"429",
+				c->peer_text,
+				c->id.verified ? c->id.fingerprint
+					       : "its address");
+	} else {
+		static struct log_ratelimit rl;
+
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS_STATE);
+		if (r < 0)
+			log_ratelimited(&rl, LOG_LVL_WARN,
+					"client %s: limits: admission check "
+					"failed (%s): 429",
+					c->peer_text, strerror(errno));
+	}
+}
+
+void conn_mhd_attach(struct conn *c, int fd, bool tcp)
+{
+	c->mhd_fd = fd;
+	c->fd_mhd = tcp;
+}
+
+void conn_mhd_detach(struct conn *c)
+{
+	if (c->fd_mhd)
+		conn_close_socket(c);
+	c->mhd_fd = -1;
+}
+
+void conn_request_begin(struct conn *c)
+{
+	c->active_requests++;
+	c->requests++;
+	c->pending_request_bytes = 0;
+}
+
+void conn_request_end(struct conn *c)
+{
+	if (c->active_requests)
+		c->active_requests--;
+}
+
+void conn_client_bytes(struct conn *c, uint64_t n)
+{
+	c->pending_request_bytes += n;
+}
