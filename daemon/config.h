@@ -215,6 +215,7 @@ struct config {
 	unsigned fleet_sync_ms;
 	char *fleet_key_prefix;
 	char *fleet_host_id; /* "auto" => hostname */
+	bool fleet_required; /* /ready 503 while Redis is unreachable */
 	int fleet_line;	     /* of the [fleet] header, 0 if none */
 };
 

@@ -23,6 +23,7 @@
 #include "fleet_redis.h"
 #include "log.h"
 #include "metrics.h"
+#include "ready.h"
 
 /* Process-wide metrics (one fleet per process). */
 static _Atomic int fleet_m_enabled;
@@ -570,6 +571,7 @@ static int fleet_setup(struct fleet *f, const struct config *cfg)
 			 cfg->fleet_host_id);
 	}
 	f->sync_ms = cfg->fleet_sync_ms;
+	f->required = cfg->fleet_required;
 	f->hold_ms = 5 * f->sync_ms > FLEET_HOLD_MIN_MS ? 5 * f->sync_ms
 							: FLEET_HOLD_MIN_MS;
 	f->timeout_ms = 5 * f->sync_ms > FLEET_TIMEOUT_MIN_MS
@@ -678,5 +680,7 @@ void fleet_free(struct fleet *f)
 	pthread_rwlock_destroy(&f->blocks_lock);
 	atomic_store(&fleet_m_enabled, 0);
 	metrics_set_extra(NULL);
+	if (f->required)
+		ready_set_blocker(READY_FLEET, false);
 	free(f);
 }

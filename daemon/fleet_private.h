@@ -112,6 +112,7 @@ struct fleet {
 	char prefix[80];
 	char host_id[80];
 	unsigned sync_ms, hold_ms, timeout_ms;
+	bool required; /* READY_FLEET while Redis is unreachable */
 
 	pthread_rwlock_t lims_lock;
 	struct fleet_limits *lims;

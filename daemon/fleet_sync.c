@@ -27,6 +27,7 @@
 #include "fleet_private.h"
 #include "fleet_redis.h"
 #include "log.h"
+#include "ready.h"
 
 /* KEYS[1] P{FP}:win, KEYS[2] P{FP}:hosts; ARGV host, requests delta,
  * open connections, connections total, requests total, ms this entry
@@ -506,6 +507,8 @@ static void fleet_sync_down(struct fleet *f, struct fleet_conn *fc,
 
 	fleet_sync_drop(fc);
 	fleet_metric_connected(false, atomic_load(&f->n_entries), 0);
+	if (f->required)
+		ready_set_blocker(READY_FLEET, true);
 	if (atomic_load(&f->state) == FLEET_CONNECTED)
 		atomic_store(&f->state, FLEET_HOLDING);
 	if (!fc->warned_down) {
@@ -565,6 +568,8 @@ static void fleet_sync_step(struct fleet *f, struct fleet_conn *fc)
 	atomic_store(&f->sync_dur_ms, (unsigned)(now - t0));
 	fleet_metric_sync((now - t0) * 1000, true);
 	atomic_store(&f->last_ok_ms, now);
+	if (f->required)
+		ready_set_blocker(READY_FLEET, false);
 	if (atomic_load(&f->state) != FLEET_CONNECTED) {
 		atomic_store(&f->state, FLEET_CONNECTED);
 		if (fc->ever_up)

@@ -27,7 +27,7 @@ def check(tmp_path, certs, text, binary):
 def test_good(tmp_path, certs, mtlsgw_bin):
     rc, out = check(tmp_path, certs,
                     "[fleet]\nredis = 127.0.0.1:6379\nsync_interval = 200ms\n"
-                    "key_prefix = gw:\nhost_id = gw-1\n"
+                    "key_prefix = gw:\nhost_id = gw-1\nrequired = yes\n"
                     "[limits]\nfleet_max_conns = 10\nfleet_req_rate = 50/s\n"
                     "fleet_fail = local\n", mtlsgw_bin)
     assert rc == 0, out

@@ -2,7 +2,8 @@
 """Redis stalled (SIGSTOP: it accepts connections but never answers):
 requests keep being served while the gateway's sync thread times out,
 /metrics says disconnected, and the fleet limit (its last state, then
-fleet_fail = static: this gateway's share) still refuses a burst over it; after SIGCONT the gateway reconnects and syncs again."""
+fleet_fail = static: this gateway's share) still refuses a burst over it; with `[fleet] required = yes`, /ready answers 503
+("fleet") while Redis does not answer; after SIGCONT the gateway reconnects and syncs again."""
 
 import signal
 
@@ -16,13 +17,18 @@ from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
 @pytest.mark.timeout(120)
 def test_redis_stalled(gateway_factory, redis_factory, certs):
     redis = redis_factory()
-    gw = gateway_factory(locations=[METRICS_LOC], extra=fleet_extra(
-        redis.port, "gwst", sync="50ms", limits={"fleet_req_rate": "20/s"}))
+    gw = gateway_factory(locations=[METRICS_LOC, ("/ready", {"ready": "yes"})],
+                         extra=fleet_extra(redis.port, "gwst", sync="50ms",
+                                           limits={"fleet_req_rate": "20/s"},
+                                           fleet={"required": "yes"}))
     wait_synced([gw])
+    assert request(gw.port, certs, "/ready").status == 200
     redis.proc.send_signal(signal.SIGSTOP)
     try:
         assert wait_time(lambda: metrics(gw)["mtlsgw_fleet_connected"] == 0, 20) \
             is not None, gw.stderr()[-2000:]
+        r = request(gw.port, certs, "/ready")
+        assert r.status == 503 and "fleet" in r.text(), r
         # Served meanwhile, on new connections and on a keep-alive one,
         # and the fleet rate (now a static share) still refuses a burst.
         assert request(gw.port, certs, "/main.html", cert="client2").status == 200
@@ -40,3 +46,4 @@ def test_redis_stalled(gateway_factory, redis_factory, certs):
         is not None, gw.stderr()[-2000:]
     wait_synced([gw])
     assert "reachable again" in gw.stderr()
+    assert request(gw.port, certs, "/ready").status == 200
