@@ -37,6 +37,15 @@ static const struct config_enum config_enum_ktls[] = {
 	{"on", CONFIG_KTLS_ON},
 	{"off", CONFIG_KTLS_OFF},
 	{NULL, 0}};
+static const struct config_enum config_enum_ocsp[] = {
+	{"off", CONFIG_OCSP_OFF},
+	{"leaf", CONFIG_OCSP_LEAF},
+	{"chain", CONFIG_OCSP_CHAIN},
+	{NULL, 0}};
+static const struct config_enum config_enum_ocsp_fail[] = {
+	{"closed", CONFIG_OCSP_FAIL_CLOSED},
+	{"open", CONFIG_OCSP_FAIL_OPEN},
+	{NULL, 0}};
 static const struct config_enum config_enum_client_cert[] = {
 	{"none", CONFIG_CLIENT_CERT_NONE},
 	{"optional", CONFIG_CLIENT_CERT_OPTIONAL},
@@ -109,6 +118,17 @@ static const struct config_keyword config_keywords[] = {
 	   .min = 1, .max = 3600000),
 	KW("ktls", SEC_TLS, T_ENUM, CFG(ktls), .values = config_enum_ktls),
 	KW("session_tickets", SEC_TLS, T_BOOL, CFG(session_tickets)),
+	KW("ocsp", SEC_TLS, T_ENUM, CFG(ocsp), .values = config_enum_ocsp),
+	KW("ocsp_responder", SEC_TLS, T_STRING, CFG(ocsp_responder),
+	   .chars = ":/._-[]%~", .max_len = 255),
+	KW("ocsp_timeout", SEC_TLS, T_DURATION, CFG(ocsp_timeout_ms), .min = 1,
+	   .max = 60000),
+	KW("ocsp_fail", SEC_TLS, T_ENUM, CFG(ocsp_fail),
+	   .values = config_enum_ocsp_fail),
+	KW("ocsp_cache_size", SEC_TLS, T_UINT, CFG(ocsp_cache_size), .min = 1,
+	   .max = 10000000),
+	KW("crl_check_interval", SEC_TLS, T_DURATION,
+	   CFG(crl_check_interval_ms), .min = 0, .max = DAY_MS),
 	/* [location PREFIX] */
 	KW("client_cert", SEC_LOCATION, T_ENUM, LOC(client_cert),
 	   .values = config_enum_client_cert),
@@ -717,6 +737,9 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	cfg->ktls = CONFIG_KTLS_AUTO;
 	cfg->session_tickets = true;
+	cfg->ocsp_timeout_ms = CONFIG_DEFAULT_OCSP_TIMEOUT_MS;
+	cfg->ocsp_cache_size = CONFIG_DEFAULT_OCSP_CACHE_SIZE;
+	cfg->crl_check_interval_ms = CONFIG_DEFAULT_CRL_CHECK_INTERVAL_MS;
 	strcpy(cfg->limit_default.key, "default");
 	strcpy(cfg->limit_anonymous.key, "anonymous");
 	cfg->anonymous_prefix_v4 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4;
@@ -826,6 +849,7 @@ void config_free(struct config *cfg)
 	free(cfg->key);
 	free(cfg->client_ca);
 	free(cfg->crl);
+	free(cfg->ocsp_responder);
 	free(cfg->bpf_instance);
 	config_strlist_free(&cfg->fleet_redis);
 	free(cfg->fleet_sentinel_master);

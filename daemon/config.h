@@ -31,6 +31,9 @@
 #define CONFIG_DEFAULT_DRAIN_TIMEOUT_MS		   10000
 #define CONFIG_DEFAULT_VERIFY_DEPTH		   2
 #define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS	   10000
+#define CONFIG_DEFAULT_OCSP_TIMEOUT_MS		   2000
+#define CONFIG_DEFAULT_OCSP_CACHE_SIZE		   10000
+#define CONFIG_DEFAULT_CRL_CHECK_INTERVAL_MS	   30000
 #define CONFIG_DEFAULT_INDEX			   "index.html"
 #define CONFIG_DEFAULT_HEADER_PREFIX		   "X-Client-"
 #define CONFIG_DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS 2000
@@ -55,6 +58,8 @@ enum config_client_cert {
 
 enum config_ktls { CONFIG_KTLS_AUTO, CONFIG_KTLS_ON, CONFIG_KTLS_OFF };
 enum config_bpf_mode { CONFIG_BPF_AUTO, CONFIG_BPF_REQUIRED, CONFIG_BPF_OFF };
+enum config_ocsp { CONFIG_OCSP_OFF, CONFIG_OCSP_LEAF, CONFIG_OCSP_CHAIN };
+enum config_ocsp_fail { CONFIG_OCSP_FAIL_CLOSED, CONFIG_OCSP_FAIL_OPEN };
 /* [limits] fleet_fail: what fleet limits become once Redis has been
  * unreachable for longer than the hold time (daemon/fleet.h). */
 enum config_fleet_fail { CONFIG_FLEET_FAIL_STATIC, CONFIG_FLEET_FAIL_LOCAL };
@@ -185,6 +190,14 @@ struct config {
 	unsigned handshake_timeout_ms;
 	enum config_ktls ktls;
 	bool session_tickets; /* default yes */
+	/* Revocation beyond the CRL file (ocsp.c, crl.c). */
+	enum config_ocsp ocsp;
+	char *ocsp_responder; /* NULL: the certificate's AIA URL */
+	int ocsp_responder_line;
+	unsigned ocsp_timeout_ms;
+	enum config_ocsp_fail ocsp_fail;
+	unsigned ocsp_cache_size;	/* per worker */
+	unsigned crl_check_interval_ms; /* 0: re-read on SIGHUP only */
 
 	/* [location ...], in file order; matching uses longest prefix. */
 	struct config_location *locations;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config_private.h"
+#include "url.h"
 
 static void config_inherit(struct config_limit *l, const struct config_limit *d)
 {
@@ -206,6 +207,21 @@ void config_check(struct config_ctx *ctx)
 
 	for (size_t i = 0; i < cfg->n_locations; i++)
 		config_check_location(ctx, i);
+
+	cfg->ocsp_responder_line =
+		config_seen_line(&ctx->seen_tls, SEC_TLS, "ocsp_responder");
+	if (cfg->ocsp_responder) {
+		struct url_http u;
+		const char *bad;
+
+		if (url_parse_http(cfg->ocsp_responder, &u, &bad) < 0)
+			config_error(ctx, cfg->ocsp_responder_line,
+				     "ocsp_responder: %s", bad);
+		else if (cfg->ocsp == CONFIG_OCSP_OFF)
+			config_error(ctx, cfg->ocsp_responder_line,
+				     "ocsp_responder is set but ocsp is off: "
+				     "set ocsp = leaf or chain");
+	}
 
 	for (size_t i = 0; i < cfg->n_upstreams; i++)
 		if (!cfg->upstreams[i].n_servers &&

@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 
 struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
 		      const struct sockaddr_storage *peer, socklen_t peer_len)
@@ -85,6 +86,9 @@ void conn_unref(struct conn *c)
 		return;
 	c->state = CONN_CLOSED;
 	loop_timer_cancel(l->loop, &c->timer);
+	/* A handshake paused on OCSP: end its job before its socket goes. */
+	if (c->ssl)
+		ocsp_handshake_cancel(c->ssl);
 	conn_close_socket(c);
 	SSL_free(c->ssl);
 	c->ssl = NULL;

@@ -87,7 +87,8 @@ struct conn {
 	const char *tls_version; /* static strings from OpenSSL */
 	const char *tls_cipher;
 	bool tls_resumed;
-	long verify_result; /* X509_V_OK when verified */
+	long verify_result;	   /* X509_V_OK when verified */
+	const char *verify_reason; /* "ocsp unavailable" (ocsp_fail = open) */
 	struct identity id;
 	enum conn_path path;
 	const char *path_reason; /* why userspace, static string, or NULL */

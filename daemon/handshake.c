@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "tls.h"
@@ -89,6 +90,19 @@ static void handshake_done(struct conn *c)
 	c->tls_cipher = SSL_get_cipher_name(ssl);
 	c->tls_resumed = SSL_session_reused(ssl);
 	c->verify_result = SSL_get_verify_result(ssl);
+	c->verify_reason = ocsp_handshake_reason(ssl);
+	/* The async mode was for OCSP in the handshake only. */
+	SSL_clear_mode(ssl, SSL_MODE_ASYNC);
+	if (c->tls_resumed && ocsp_resumed_revoked(ssl)) {
+		/* Its next attempt makes a full handshake, refused with
+		 * the alert. */
+		SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl),
+				       SSL_get_session(ssl));
+		ocsp_log_refused(ssl, c->peer_text, ocsp_handshake_reason(ssl));
+		metrics_inc(METRICS_HANDSHAKES_FAILED);
+		handshake_abort(c);
+		return;
+	}
 	if (identity_from_ssl(ssl, &c->id) < 0) {
 		log_error("client %s: cannot read identity (out of memory)",
 			  c->peer_text);
@@ -109,10 +123,17 @@ static void handshake_done(struct conn *c)
 
 static void handshake_step(struct conn *c)
 {
+	const char *reason;
+
 	switch (tls_accept_step(c->ssl, c->peer_text)) {
 	case TLS_STEP_DONE:
 		metrics_inc(METRICS_HANDSHAKES_OK);
 		handshake_done(c);
+		return;
+	case TLS_STEP_WANT_OCSP:
+		/* Quiet until ocsp.c resumes it; the deadline still runs. */
+		if (loop_watch_set(c->list->loop, &c->watch, 0) < 0)
+			handshake_abort(c);
 		return;
 	case TLS_STEP_WANT_READ:
 		if (loop_watch_set(c->list->loop, &c->watch, EPOLLIN) < 0)
@@ -124,9 +145,23 @@ static void handshake_step(struct conn *c)
 		return;
 	case TLS_STEP_FAILED:
 		metrics_inc(METRICS_HANDSHAKES_FAILED);
+		/* A reason with a verified chain was ocsp_fail = open's:
+		 * this failure is another one. */
+		reason = ocsp_handshake_reason(c->ssl);
+		if (reason && SSL_get_verify_result(c->ssl) != X509_V_OK)
+			ocsp_log_refused(c->ssl, c->peer_text, reason);
 		handshake_abort(c);
 		return;
 	}
+}
+
+/* ocsp.c: the answer a paused handshake waited for is in. */
+static void handshake_on_ocsp_answer(void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_HANDSHAKE)
+		handshake_step(c);
 }
 
 static void handshake_on_timeout(struct loop_timer *t);
@@ -223,6 +258,11 @@ void handshake_start(struct handshake_ctx *h, struct conn *c,
 		return;
 	}
 	SSL_set_app_data(c->ssl, c->peer_text);
+	if ((SSL_get_mode(c->ssl) & SSL_MODE_ASYNC) &&
+	    ocsp_handshake_bind(c->ssl, handshake_on_ocsp_answer, c) < 0) {
+		handshake_abort(c);
+		return;
+	}
 	c->proxy_protocol = proxy_protocol;
 	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(l, &c->watch, c->fd, EPOLLIN, handshake_on_event) <

@@ -569,7 +569,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *mc,
 static const char *http_verify_text(const struct conn *c)
 {
 	if (c->id.verified)
-		return "SUCCESS";
+		return c->verify_reason ? c->verify_reason : "SUCCESS";
 	return c->id.fingerprint[0] ? "FAILED" : "NONE";
 }
 

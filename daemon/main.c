@@ -22,6 +22,7 @@
 #include <pthread.h>
 
 #include "config.h"
+#include "crl.h"
 #include "fleet.h"
 #include "ktls.h"
 #include "limits.h"
@@ -207,6 +208,8 @@ static void main_reload(struct gateway *gw)
 	if (gw->shared.limits && limits_reload(gw->shared.limits, cfg) < 0)
 		log_error("reload: limits not updated (see above); the old "
 			  "limits stay in force");
+	if (crl_configure(cfg->crl, cfg->crl_check_interval_ms) < 0)
+		log_error("reload: crl not updated (see above)");
 	for (i = 0; i < gw->n_workers; i++)
 		worker_reload(gw->workers[i], g);
 	gen_unref(gw->gen);
@@ -294,6 +297,7 @@ static void main_serve(struct gateway *gw, const sigset_t *sigs)
 			main_drain(gw);
 		}
 		sig = sigtimedwait(sigs, NULL, &poll);
+		crl_tick();
 		if (sig < 0) {
 			if (main_all_done(gw))
 				break;
@@ -387,6 +391,8 @@ int main(int argc, char **argv)
 	if (main_setup_ktls(&gw) < 0)
 		goto out;
 	cfg = gw.gen->cfg;
+	if (crl_configure(cfg->crl, cfg->crl_check_interval_ms) < 0)
+		goto out;
 	/* Before dropping privileges: BPF needs them. */
 	gw.shared.limits = limits_new(cfg);
 	if (!gw.shared.limits)
@@ -439,6 +445,7 @@ out:
 		worker_free(gw.workers[i]);
 	}
 	gen_unref(gw.gen);
+	crl_cleanup();
 	fleet_free(gw.shared.fleet);
 	limits_free(gw.shared.limits);
 	if (wrote_pid && unlink(pid_file) < 0 && errno != ENOENT)

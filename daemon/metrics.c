@@ -90,6 +90,60 @@ static unsigned long long metrics_get(enum metrics_counter c)
 	return atomic_load_explicit(&metrics_counters[c], memory_order_relaxed);
 }
 
+static void metrics_render_revocation(FILE *f)
+{
+	unsigned long long ms = metrics_get(METRICS_OCSP_LATENCY_MS);
+	unsigned long long answered = metrics_get(METRICS_OCSP_GOOD) +
+				      metrics_get(METRICS_OCSP_REVOKED) +
+				      metrics_get(METRICS_OCSP_UNKNOWN);
+
+	fprintf(f,
+		"# TYPE mtlsgw_ocsp_requests_total counter\n"
+		"mtlsgw_ocsp_requests_total %llu\n"
+		"# TYPE mtlsgw_ocsp_cache_hits_total counter\n"
+		"mtlsgw_ocsp_cache_hits_total %llu\n"
+		"# TYPE mtlsgw_ocsp_coalesced_total counter\n"
+		"mtlsgw_ocsp_coalesced_total %llu\n"
+		"# TYPE mtlsgw_ocsp_responses_total counter\n"
+		"mtlsgw_ocsp_responses_total{status=\"good\"} %llu\n"
+		"mtlsgw_ocsp_responses_total{status=\"revoked\"} %llu\n"
+		"mtlsgw_ocsp_responses_total{status=\"unknown\"} %llu\n"
+		"# TYPE mtlsgw_ocsp_failures_total counter\n"
+		"mtlsgw_ocsp_failures_total{reason=\"error\"} %llu\n"
+		"mtlsgw_ocsp_failures_total{reason=\"timeout\"} %llu\n"
+		"# TYPE mtlsgw_ocsp_fail_open_total counter\n"
+		"mtlsgw_ocsp_fail_open_total %llu\n"
+		"# TYPE mtlsgw_ocsp_response_seconds summary\n"
+		"mtlsgw_ocsp_response_seconds_sum %llu.%03llu\n"
+		"mtlsgw_ocsp_response_seconds_count %llu\n",
+		metrics_get(METRICS_OCSP_REQUESTS),
+		metrics_get(METRICS_OCSP_CACHE_HITS),
+		metrics_get(METRICS_OCSP_COALESCED),
+		metrics_get(METRICS_OCSP_GOOD),
+		metrics_get(METRICS_OCSP_REVOKED),
+		metrics_get(METRICS_OCSP_UNKNOWN),
+		metrics_get(METRICS_OCSP_ERRORS),
+		metrics_get(METRICS_OCSP_TIMEOUTS),
+		metrics_get(METRICS_OCSP_FAIL_OPEN), ms / 1000, ms % 1000,
+		answered);
+	fprintf(f,
+		"# TYPE mtlsgw_handshakes_refused_total counter\n"
+		"mtlsgw_handshakes_refused_total{reason=\"revoked (ocsp)\"} "
+		"%llu\n"
+		"mtlsgw_handshakes_refused_total{reason=\"revoked (crl)\"} "
+		"%llu\n"
+		"mtlsgw_handshakes_refused_total{reason=\"ocsp unavailable\"} "
+		"%llu\n"
+		"# TYPE mtlsgw_crl_reloads_total counter\n"
+		"mtlsgw_crl_reloads_total{result=\"ok\"} %llu\n"
+		"mtlsgw_crl_reloads_total{result=\"failed\"} %llu\n",
+		metrics_get(METRICS_REFUSED_REVOKED_OCSP),
+		metrics_get(METRICS_REFUSED_REVOKED_CRL),
+		metrics_get(METRICS_REFUSED_OCSP_UNAVAILABLE),
+		metrics_get(METRICS_CRL_RELOAD_OK),
+		metrics_get(METRICS_CRL_RELOAD_FAILED));
+}
+
 char *metrics_render(unsigned long long active, size_t *len)
 {
 	char *buf = malloc(METRICS_BUF_SIZE);
@@ -162,6 +216,7 @@ char *metrics_render(unsigned long long active, size_t *len)
 		metrics_get(METRICS_RESPONSE_BYTES));
 	fprintf(f, "# TYPE mtlsgw_ready gauge\nmtlsgw_ready %d\n",
 		ready_blockers() == 0);
+	metrics_render_revocation(f);
 	extra = atomic_load(&metrics_extra);
 	if (extra)
 		extra(f);

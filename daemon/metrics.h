@@ -27,6 +27,22 @@ enum metrics_counter {
 	METRICS_REQUESTS_5XX,
 	METRICS_RESPONSE_BYTES,
 	METRICS_CONNS_REFUSED_PROXY_FROM, /* source not in proxy_from */
+	/* Revocation (ocsp.c, crl.c) */
+	METRICS_OCSP_REQUESTS,	 /* requests sent to a responder */
+	METRICS_OCSP_CACHE_HITS, /* answered from the worker's cache */
+	METRICS_OCSP_COALESCED,	 /* joined a request already under way */
+	METRICS_OCSP_GOOD,	 /* responses, by certificate status */
+	METRICS_OCSP_REVOKED,
+	METRICS_OCSP_UNKNOWN,
+	METRICS_OCSP_ERRORS,	      /* no usable answer: refused, bad, ... */
+	METRICS_OCSP_TIMEOUTS,	      /* no answer within ocsp_timeout */
+	METRICS_OCSP_LATENCY_MS,      /* sum over answered requests */
+	METRICS_OCSP_FAIL_OPEN,	      /* unavailable, let through (open) */
+	METRICS_REFUSED_REVOKED_OCSP, /* handshakes refused, by reason */
+	METRICS_REFUSED_REVOKED_CRL,
+	METRICS_REFUSED_OCSP_UNAVAILABLE,
+	METRICS_CRL_RELOAD_OK,
+	METRICS_CRL_RELOAD_FAILED,
 	METRICS_N_COUNTERS
 };
 

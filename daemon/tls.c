@@ -5,7 +5,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "crl.h"
 #include "log.h"
+#include "ocsp.h"
 #include "tls.h"
 
 /* Apache's SSLVerifyDepth: the most CA certificates allowed above the
@@ -20,12 +22,15 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	char subject[256] = "";
 	int err;
 
-	if (ok)
-		return 1;
 	ssl = X509_STORE_CTX_get_ex_data(xs,
 					 SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ok)
+		return ssl ? ocsp_verify_step(ssl, xs) : 1;
 	peer = ssl ? SSL_get_app_data(ssl) : NULL;
 	err = X509_STORE_CTX_get_error(xs);
+	if (ssl && err == X509_V_ERR_CERT_REVOKED)
+		ocsp_handshake_set_reason(ssl, OCSP_REASON_REVOKED_CRL,
+					  X509_STORE_CTX_get0_cert(xs));
 	cert = X509_STORE_CTX_get_current_cert(xs);
 	if (cert)
 		X509_NAME_oneline(X509_get_subject_name(cert), subject,
@@ -34,29 +39,6 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs)
 		 peer ? peer : "?", X509_verify_cert_error_string(err),
 		 X509_STORE_CTX_get_error_depth(xs), subject);
 	return 0;
-}
-
-static int tls_load_crls(X509_STORE *store, const char *path)
-{
-	BIO *bio = BIO_new_file(path, "r");
-	X509_CRL *crl;
-	int n = 0;
-
-	if (!bio)
-		return -1;
-	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) {
-		if (!X509_STORE_add_crl(store, crl)) {
-			X509_CRL_free(crl);
-			BIO_free(bio);
-			return -1;
-		}
-		X509_CRL_free(crl);
-		n++;
-	}
-	BIO_free(bio);
-	/* PEM_read ends with "no start line" at EOF: not an error. */
-	ERR_clear_error();
-	return n > 0 ? 0 : -1;
 }
 
 static void tls_report(FILE *errors, const struct config *cfg, int line,
@@ -134,14 +116,24 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors)
 	ERR_clear_error();
 	store = SSL_CTX_get_cert_store(ctx);
 	if (cfg->crl) {
-		if (tls_load_crls(store, cfg->crl) < 0) {
-			tls_report(errors, cfg, cfg->crl_line,
-				   "crl: no valid CRL in file");
+		STACK_OF(X509_CRL) *crls = NULL;
+		char why[256];
+
+		/* Checked here so that a bad file fails the load or the
+		 * reload; the list in force lives in crl.c, which every
+		 * generation's store asks (it follows the file's changes). */
+		if (crl_read_file(cfg->crl, &crls, why, sizeof(why)) < 0) {
+			fprintf(errors, "%s:%d: crl: %s\n", cfg->path,
+				cfg->crl_line, why);
 			bad = 1;
 		}
+		sk_X509_CRL_pop_free(crls, X509_CRL_free);
+		X509_STORE_set_lookup_crls(store, crl_lookup);
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
 						    X509_V_FLAG_CRL_CHECK_ALL);
 	}
+	if (ocsp_ctx_setup(ctx, cfg, errors) < 0)
+		bad = 1;
 	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
 	SSL_CTX_set_verify_depth(ctx, (int)cfg->verify_depth - 1);
@@ -169,6 +161,8 @@ enum tls_step tls_accept_step(SSL *ssl, const char *peer)
 		return TLS_STEP_WANT_READ;
 	case SSL_ERROR_WANT_WRITE:
 		return TLS_STEP_WANT_WRITE;
+	case SSL_ERROR_WANT_ASYNC:
+		return TLS_STEP_WANT_OCSP;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_error() == 0) {
 			log_info("client %s: handshake aborted: %s", peer,

@@ -31,6 +31,7 @@ enum tls_step {
 	TLS_STEP_DONE,
 	TLS_STEP_WANT_READ,
 	TLS_STEP_WANT_WRITE,
+	TLS_STEP_WANT_OCSP, /* paused on an OCSP request (ocsp.h) */
 	TLS_STEP_FAILED,
 };
 

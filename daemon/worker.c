@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/async.h>
 #include <openssl/err.h>
 
 #include "conn.h"
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "worker.h"
@@ -44,6 +46,7 @@ struct worker {
 	struct worker_listener *listeners;
 	size_t n_listeners;
 	struct handshake_ctx hs; /* connections, the HTTP server */
+	struct ocsp *ocsp;	 /* OCSP cache and requests under way */
 
 	/* Commands from the main thread. */
 	int cmd_fd; /* eventfd */
@@ -219,10 +222,12 @@ void worker_stop(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct conn *c, *next;
 	char name[16];
 
 	snprintf(name, sizeof(name), "mtlsgw-w%u", w->index);
 	pthread_setname_np(pthread_self(), name);
+	ocsp_thread_set(w->ocsp);
 	while (!w->stopping) {
 		int wait = -1;
 
@@ -241,6 +246,14 @@ static void *worker_main(void *arg)
 		if (loop_run_once(w->loop, wait) < 0)
 			break;
 	}
+	/* A handshake paused on OCSP holds an ASYNC job of this thread:
+	 * end them all here, not on the thread that frees the worker. */
+	for (c = LIST_FIRST(&w->hs.conns.head); c; c = next) {
+		next = LIST_NEXT(c, link);
+		if (c->state == CONN_HANDSHAKE)
+			handshake_cancel(c);
+	}
+	ASYNC_cleanup_thread();
 	atomic_store(&w->done, true);
 	return NULL;
 }
@@ -288,7 +301,8 @@ struct worker *worker_new(unsigned index, struct gen *g,
 		goto bad;
 	w->hs.http = http_server_new(w->loop, g, shared->limits,
 				     &shared->connections);
-	if (!w->hs.http)
+	w->ocsp = ocsp_new(w->loop);
+	if (!w->hs.http || !w->ocsp)
 		goto bad;
 	return w;
 bad:
@@ -353,6 +367,7 @@ void worker_free(struct worker *w)
 	gen_unref(w->gen);
 	if (w->cmd_fd >= 0)
 		close(w->cmd_fd);
+	ocsp_free(w->ocsp);
 	loop_free(w->loop);
 	free(w->listeners);
 	free(w);

@@ -24,32 +24,32 @@ DIR=${1:-daemon}
 LAYERS='
 log 0
 ready 0
+url 0
 loop 1
 metrics 1
 config 1
 identity 1
 proxyproto 2
 listener 2
-tls 2
 ktls 2
-ocsp 2
 crl 2
 gen 2
 limits 2
 fleet 2
-conn 3
-http_respond 4
-policy 5
-files 5
-filecache 5
-proxy 5
-http_framing 5
-relay 6
-http 6
-handshake 7
-worker 8
-main 9
-'
+ocsp 3
+tls 4
+conn 4
+http_respond 5
+policy 6
+files 6
+filecache 6
+proxy 6
+http_framing 6
+relay 7
+http 7
+handshake 8
+worker 9
+main 10'
 # Function-name prefixes that are not a file name, and their module.
 ALIASES='
 json log

@@ -42,10 +42,10 @@ command -v openssl >/dev/null || { echo "$0: openssl not found" >&2; exit 1; }
 # Everything this script produces; all present => nothing to do.
 KEYS="ca.key intermediate.key server.key client1.key client2.key
 unknown-ca-root.key unknown-ca.key expired.key revoked.key server-eku.key
-deep-intermediate.key deep-sub1.key deep-sub2.key deep.key"
+deep-intermediate.key deep-sub1.key deep-sub2.key deep.key ocsp.key"
 CERTS="ca.crt intermediate.crt client-ca.pem crl.pem server.crt client1.crt
 client2.crt unknown-ca-root.crt unknown-ca.crt expired.crt revoked.crt
-server-eku.crt deep.crt"
+server-eku.crt deep.crt ocsp.crt"
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -123,6 +123,15 @@ subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 
+# The intermediate's delegated OCSP responder (openssl ocsp -rsigner).
+[ocsp_signer]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, OCSPSigning
+noCheck = ignored
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
 [server_eku]
 basicConstraints = critical, CA:false
 keyUsage = $LEAF_KU
@@ -132,7 +141,11 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
 
-# One client section per name: EKU clientAuth, a SPIFFE URI and a DNS SAN.
+# One client section per name: EKU clientAuth, a SPIFFE URI and a DNS SAN,
+# and where to ask OCSP (AIA): a fixed loopback port for the demo
+# (scripts/run-demo.sh does not start a responder; tests set
+# ocsp_responder to the responder they start on a free port).
+OCSP_URL="http://127.0.0.1:8888/"
 for name in client1 client2 unknown-ca expired revoked deep; do
 	cat >>"$CA/ext.cnf" <<EOF
 
@@ -141,6 +154,7 @@ basicConstraints = critical, CA:false
 keyUsage = $LEAF_KU
 extendedKeyUsage = clientAuth
 subjectAltName = URI:spiffe://mtlsgw.test/$name, DNS:$name.mtlsgw.test
+authorityInfoAccess = OCSP;URI:$OCSP_URL
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
@@ -240,6 +254,8 @@ ca_sign intermediate client1 "$O/CN=client1" client_client1
 ca_sign intermediate client2 "$O/CN=client2" client_client2
 ca_sign intermediate server-eku "$O/CN=server-eku" server_eku
 ca_sign intermediate revoked "$O/CN=revoked" client_revoked
+ca_sign intermediate ocsp "$O/CN=mtlsgw demo intermediate OCSP responder" \
+	ocsp_signer
 # A fixed window in the past: really expired, whatever today is.
 ca_sign intermediate expired "$O/CN=expired" client_expired \
 	-startdate 20200101000000Z -enddate 20210101000000Z

@@ -171,6 +171,19 @@ class Gateway:
         return self.proc.returncode if self.proc else None
 
 
+def wait_listening(port, timeout=60.0):
+    """The upstream is a Python process: under TCG it can take seconds to
+    listen, and the first proxied request must not race it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("upstream on port %d never listened" % port)
+
+
 def config(certs, root, port, upstream_port, ktls, access_log):
     return f"""[server]
 listen = 127.0.0.1:{port}
@@ -478,6 +491,7 @@ def main():
     upstream = subprocess.Popen([PYTHON, str(REPO / "tests/integration/upstream_server.py"),
                                  str(up_port)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+    wait_listening(up_port)
     port = free_port()
     gw = Gateway("on", port, config(certs, root, port, up_port, "on", WORK / "on" / "access.log"))
     try:
