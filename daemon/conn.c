@@ -90,6 +90,10 @@ void conn_unref(struct conn *c)
 	if (c->ssl)
 		ocsp_handshake_cancel(c->ssl);
 	conn_close_socket(c);
+	/* Keep a finished handshake's session in the cache (as tls_free). */
+	if (c->ssl && SSL_is_init_finished(c->ssl))
+		SSL_set_shutdown(c->ssl,
+				 SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
 	identity_clear(&c->id);

@@ -54,7 +54,7 @@ static int handshake_handoff(struct handshake_ctx *h, struct conn *c)
 		 * not touch it again (no close_notify through it either). */
 		c->path = CONN_PATH_KTLS;
 		c->path_reason = NULL;
-		SSL_free(c->ssl);
+		tls_free(c->ssl);
 		c->ssl = NULL;
 		metrics_inc(METRICS_CONNS_KTLS);
 		conn_mhd_attach(c, c->fd, true);

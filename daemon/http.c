@@ -653,6 +653,12 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
+	/* MHD says these on every response over the socketpair: decide on
+	 * the format, before paying for vsnprintf. */
+	if (!log_enabled(LOG_LVL_DEBUG) &&
+	    (strstr(fmt, "option to %s state failed") ||
+	     strstr(fmt, "Failed to push the data")))
+		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && msg[n - 1] == '\n')

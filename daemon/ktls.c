@@ -374,8 +374,14 @@ int ktls_ctx_setup(SSL_CTX *ctx, bool enable)
 	if (!enable) {
 		SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
 		SSL_CTX_set_keylog_callback(ctx, NULL);
+		/* No kernel to hand records to: read as much as is there in one
+		 * read() (a handshake took ~12 reads of header, then body). */
+		SSL_CTX_set_read_ahead(ctx, 1);
 		return 0;
 	}
+	/* Nothing may be read past the Finished message: the kernel takes
+	 * the records that follow. */
+	SSL_CTX_set_read_ahead(ctx, 0);
 	if (ktls_ex_index < 0 || !ktls_kdf)
 		return -1;
 	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);

@@ -11,10 +11,19 @@
 #include "log.h"
 #include "relay.h"
 
+/*
+ * Bytes read from one side that the other did not take yet. Reads land in
+ * the worker's scratch buffer; only what the other side cannot take at
+ * once is copied to memory of the connection's own, freed as soon as it is
+ * sent. An idle keep-alive connection holds no buffer (nginx does the
+ * same); DATA is NULL then.
+ */
 struct relay_buf {
 	size_t off, len;
-	unsigned char data[RELAY_BUF_SIZE];
+	unsigned char *data; /* relay_scratch (within one call), heap, NULL */
 };
+
+static _Thread_local unsigned char relay_scratch[RELAY_BUF_SIZE];
 
 struct relay {
 	struct conn *conn;
@@ -29,6 +38,12 @@ struct relay {
 	int read_wants;	 /* 0, SSL_ERROR_WANT_READ or _WANT_WRITE */
 	int write_wants; /* same, for SSL_write */
 	bool app_write_blocked;
+	/* The socket may have bytes to read: set by its epoll event, cleared
+	 * by a read that found nothing (or, for MHD's end, a short read: MHD
+	 * runs on this thread, so nothing can arrive in between). Saves the
+	 * read that would only say EAGAIN. */
+	bool tls_readable;
+	bool app_readable;
 	bool client_eof; /* close_notify or EOF from the client */
 	bool app_eof;	 /* MHD closed its end */
 	bool app_shut;	 /* we shut down writing to MHD */
@@ -38,6 +53,43 @@ struct relay {
 };
 
 static void relay_pump(struct relay *r);
+
+/* After a send from B: free what is done; copy what is left off the
+ * scratch buffer, which the next read reuses. -1 when out of memory. */
+static int relay_buf_settle(struct relay_buf *b)
+{
+	unsigned char *p;
+
+	if (b->off == b->len) {
+		if (b->data != relay_scratch)
+			free(b->data);
+		b->data = NULL;
+		b->off = b->len = 0;
+		return 0;
+	}
+	if (b->data != relay_scratch)
+		return 0;
+	p = malloc(b->len - b->off);
+	if (!p) {
+		log_error("relay: out of memory");
+		b->data = NULL;
+		b->off = b->len = 0;
+		return -1;
+	}
+	memcpy(p, b->data + b->off, b->len - b->off);
+	b->data = p;
+	b->len -= b->off;
+	b->off = 0;
+	return 0;
+}
+
+static void relay_buf_release(struct relay_buf *b)
+{
+	if (b->data != relay_scratch)
+		free(b->data);
+	b->data = NULL;
+	b->off = b->len = 0;
+}
 
 static void relay_finish(struct relay *r, bool send_close_notify)
 {
@@ -57,6 +109,8 @@ static void relay_finish(struct relay *r, bool send_close_notify)
 	ERR_clear_error();
 	close(r->app_fd);
 	r->app_fd = -1;
+	relay_buf_release(&r->to_app);
+	relay_buf_release(&r->to_client);
 	conn_close_socket(c);
 	c->relay = NULL;
 	conn_unref(c);
@@ -85,10 +139,12 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 	ssize_t n;
 	int ret;
 
-	if (b->len == 0 && !r->client_eof) {
+	if (b->len == 0 && !r->client_eof &&
+	    (r->tls_readable || SSL_has_pending(r->ssl))) {
 		ERR_clear_error();
-		ret = SSL_read(r->ssl, b->data, sizeof(b->data));
+		ret = SSL_read(r->ssl, relay_scratch, sizeof(relay_scratch));
 		if (ret > 0) {
+			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)ret;
 			r->read_wants = 0;
@@ -99,6 +155,7 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			if (err == SSL_ERROR_WANT_READ ||
 			    err == SSL_ERROR_WANT_WRITE) {
 				r->read_wants = err;
+				r->tls_readable = false;
 			} else if (err == SSL_ERROR_ZERO_RETURN) {
 				r->client_eof = true;
 				progress = true;
@@ -123,8 +180,6 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			b->off += (size_t)n;
-			if (b->off == b->len)
-				b->off = b->len = 0;
 			r->app_write_blocked = false;
 			conn_client_bytes(r->conn, (uint64_t)n);
 			progress = true;
@@ -132,6 +187,11 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 			r->app_write_blocked = true;
 		} else {
 			/* MHD closed the connection: nothing more to do */
+			relay_buf_release(b);
+			*fatal = true;
+			return false;
+		}
+		if (relay_buf_settle(b) < 0) {
 			*fatal = true;
 			return false;
 		}
@@ -152,16 +212,21 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 	ssize_t n;
 	int ret;
 
-	if (b->len == 0 && !r->app_eof) {
-		n = recv(r->app_fd, b->data, sizeof(b->data), MSG_DONTWAIT);
+	if (b->len == 0 && !r->app_eof && r->app_readable) {
+		n = recv(r->app_fd, relay_scratch, sizeof(relay_scratch),
+			 MSG_DONTWAIT);
 		if (n > 0) {
+			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)n;
+			r->app_readable = (size_t)n == sizeof(relay_scratch);
 			progress = true;
 		} else if (n == 0) {
 			r->app_eof = true;
 			progress = true;
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else if (errno == EAGAIN) {
+			r->app_readable = false;
+		} else if (errno != EINTR) {
 			r->app_eof = true;
 			progress = true;
 		}
@@ -172,8 +237,6 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 				(int)(b->len - b->off));
 		if (ret > 0) {
 			b->off += (size_t)ret;
-			if (b->off == b->len)
-				b->off = b->len = 0;
 			r->write_wants = 0;
 			progress = true;
 		} else {
@@ -193,9 +256,14 @@ static bool relay_pump_out(struct relay *r, bool *fatal, bool *done)
 				else
 					log_ssl_errors(LOG_LVL_INFO,
 						       "TLS write failed");
+				relay_buf_release(b);
 				*fatal = true;
 				return false;
 			}
+		}
+		if (relay_buf_settle(b) < 0) {
+			*fatal = true;
+			return false;
 		}
 	}
 	if (r->app_eof && b->len == 0)
@@ -271,6 +339,7 @@ static void relay_on_tls(struct loop_watch *w, uint32_t events)
 	struct relay *r = container_of(w, struct relay, tls_watch);
 
 	(void)events;
+	r->tls_readable = true;
 	if (!r->closed)
 		relay_pump(r);
 }
@@ -280,6 +349,7 @@ static void relay_on_app(struct loop_watch *w, uint32_t events)
 	struct relay *r = container_of(w, struct relay, app_watch);
 
 	(void)events;
+	r->app_readable = true;
 	if (!r->closed)
 		relay_pump(r);
 }
@@ -298,6 +368,11 @@ int relay_start(struct conn *c, struct loop *l, int app_fd,
 	r->ssl = c->ssl;
 	r->app_fd = app_fd;
 	r->idle_timeout_ms = idle_timeout_ms;
+	r->tls_readable = r->app_readable = true;
+	/* Whole records (and all that is there) in one read(), not a header
+	 * read and a body read: the handshake is over, so nothing read ahead
+	 * can be lost to kTLS any more. */
+	SSL_set_read_ahead(r->ssl, 1);
 	if (loop_watch_add(l, &r->tls_watch, c->fd, EPOLLIN, relay_on_tls) <
 	    0) {
 		free(r);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "ocsp.h"
 #include "tls.h"
+#include "verifycache.h"
 
 /* Apache's SSLVerifyDepth: the most CA certificates allowed above the
  * client's own, root included. OpenSSL's depth counts one fewer (it does
@@ -69,10 +70,34 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors)
 	}
 	SSL_CTX_set_min_proto_version(ctx, cfg->min_version);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	/*
+	 * Resumption from a bounded server-side cache, one per TLS context and
+	 * so per config generation (a reload forgets every session). OpenSSL
+	 * 3.0's stateless tickets re-encode and re-parse the whole session,
+	 * client certificate included, when a ticket is issued and again when
+	 * it is used: a fifth of a full mTLS handshake and most of a resumed
+	 * one. SSL_OP_NO_TICKET turns them into TLS 1.3 tickets that only
+	 * name a cached session, and TLS 1.2 session IDs.
+	 * session_tickets = no: no resumption at all.
+	 * OpenSSL 3.0 treats a TCP close without close_notify (what most
+	 * clients do) as a fatal error, and a fatal error evicts the session
+	 * from the cache: IGNORE_UNEXPECTED_EOF reads it as the end of the
+	 * stream instead. HTTP frames its requests, so a truncated one is
+	 * still seen as incomplete by MHD.
+	 */
 	SSL_CTX_set_options(
 		ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 			     SSL_OP_CIPHER_SERVER_PREFERENCE |
-			     (cfg->session_tickets ? 0 : SSL_OP_NO_TICKET));
+			     SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (cfg->session_tickets) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_SIZE);
+		SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
+		SSL_CTX_set_num_tickets(ctx, TLS_NUM_TICKETS);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_num_tickets(ctx, 0);
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
@@ -81,7 +106,6 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors)
 		tls_report(errors, cfg, 0, "cannot set cipher policy");
 		goto bad;
 	}
-	SSL_CTX_set_num_tickets(ctx, TLS_NUM_TICKETS);
 	SSL_CTX_set_session_id_context(
 		ctx, (const unsigned char *)TLS_SESSION_ID_CONTEXT,
 		sizeof(TLS_SESSION_ID_CONTEXT) - 1);
@@ -139,6 +163,10 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, FILE *errors)
 	SSL_CTX_set_verify_depth(ctx, (int)cfg->verify_depth - 1);
 	if (bad)
 		goto bad;
+	/* OCSP is asked from the verify callback, during X509_verify_cert:
+	 * a cached chain result would skip it. */
+	if (cfg->ocsp == CONFIG_OCSP_OFF)
+		verifycache_attach(ctx);
 	return ctx;
 bad:
 	SSL_CTX_free(ctx);
@@ -192,6 +220,20 @@ enum tls_step tls_accept_step(SSL *ssl, const char *peer)
 		ERR_clear_error();
 	}
 	return TLS_STEP_FAILED;
+}
+
+void tls_free(SSL *ssl)
+{
+	if (!ssl)
+		return;
+	/* OpenSSL drops a session from the cache when its connection ends
+	 * without a close_notify sent, which is how most clients end and how
+	 * every kTLS connection ends (the SSL is freed at the hand-off).
+	 * Failures that should forget it (fatal alerts) already did. */
+	if (SSL_is_init_finished(ssl))
+		SSL_set_shutdown(ssl,
+				 SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(ssl);
 }
 
 const char *tls_version_name(const SSL *ssl)

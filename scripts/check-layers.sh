@@ -33,6 +33,7 @@ proxyproto 2
 listener 2
 ktls 2
 crl 2
+verifycache 3
 gen 2
 limits 2
 fleet 2
