@@ -313,35 +313,35 @@ int config_add_upstream(struct config_ctx *ctx, const char *name, int line)
 	return (int)n;
 }
 
-static void config_open_location(struct config_ctx *ctx, const char *arg)
+/*
+ * The [location ARG] prefix in canonical form into PREFIX (INI_MAX_LINE):
+ * "//" collapsed, no trailing '/', no "." or ".." segment, as request
+ * paths are normalised before matching. -1 with the error reported.
+ */
+static int config_location_prefix(struct config_ctx *ctx, const char *arg,
+				  char *prefix)
 {
-	struct config *cfg = ctx->cfg;
-	struct config_location *locs;
-	struct config_seen *seen;
-	char prefix[INI_MAX_LINE];
-	size_t n = 0, i;
 	const char *p, *seg;
+	size_t n = 0;
 
 	if (!*arg) {
 		config_error(
 			ctx, ctx->lineno,
 			"[location] needs a path prefix, as [location /app]");
-		return;
+		return -1;
 	}
 	if (arg[0] != '/') {
 		config_error(ctx, ctx->lineno,
 			     "location prefix '%s' must start with '/'", arg);
-		return;
+		return -1;
 	}
 	if (config_has_space_or_ctl(arg) || strpbrk(arg, "?#%\\")) {
 		config_error(ctx, ctx->lineno,
 			     "location prefix '%s': expected a plain path "
 			     "(no spaces, '?', '#', '%%' or '\\')",
 			     arg);
-		return;
+		return -1;
 	}
-	/* Collapse "//", drop the trailing '/', refuse "." and ".." segments:
-	 * request paths are normalised the same way before matching. */
 	for (p = arg; *p;) {
 		while (*p == '/')
 			p++;
@@ -356,7 +356,7 @@ static void config_open_location(struct config_ctx *ctx, const char *arg)
 				     "location prefix '%s' has a '.' or '..' "
 				     "segment",
 				     arg);
-			return;
+			return -1;
 		}
 		prefix[n++] = '/';
 		memcpy(prefix + n, seg, (size_t)(p - seg));
@@ -365,7 +365,19 @@ static void config_open_location(struct config_ctx *ctx, const char *arg)
 	if (!n)
 		prefix[n++] = '/';
 	prefix[n] = '\0';
+	return 0;
+}
 
+static void config_open_location(struct config_ctx *ctx, const char *arg)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_location *locs;
+	struct config_seen *seen;
+	char prefix[INI_MAX_LINE];
+	size_t n, i;
+
+	if (config_location_prefix(ctx, arg, prefix) < 0)
+		return;
 	for (i = 0; i < cfg->n_locations; i++) {
 		if (!strcmp(cfg->locations[i].prefix, prefix)) {
 			config_error(ctx, ctx->lineno,
@@ -509,7 +521,6 @@ static void config_open_section(struct config_ctx *ctx, char *s)
 	char *end, *rest, *name, *arg;
 
 	ctx->sec = SEC_INVALID;
-	ctx->section_line = ctx->lineno;
 	end = config_find_sep(s + 1, "]");
 	if (*end != ']') {
 		config_error(ctx, ctx->lineno, "section header without ']'");

@@ -99,8 +99,7 @@ struct config_ctx {
 	int n_errors;
 
 	enum config_section sec;
-	char section[INI_MAX_LINE]; /* header text between the brackets */
-	int section_line;
+	char section[INI_MAX_LINE];	/* header text between the brackets */
 	size_t cur;			/* location / upstream index */
 	struct config_limit *cur_limit; /* [limits ...] being read */
 	struct config_seen *seen;	/* of the current section */

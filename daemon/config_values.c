@@ -728,12 +728,14 @@ static void config_set_number(struct config_ctx *ctx,
 	}
 }
 
-void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
-		      char *base, const char *value)
+/* Strings: free text checked against kw->chars, a word of kw->values,
+ * an enum, a path (a log file may also be "stderr" or "off"). */
+static void config_set_text(struct config_ctx *ctx,
+			    const struct config_keyword *kw, char *base,
+			    const char *value)
 {
 	const struct config_enum *e;
-	char fp[65];
-	bool b;
+	char **dst = (char **)(base + kw->offset);
 
 	switch (kw->type) {
 	case T_STRING:
@@ -747,16 +749,14 @@ void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
 			config_bad_value(ctx, kw, value, expect);
 			return;
 		}
-		config_set_string(ctx, (char **)(base + kw->offset),
-				  strdup(value));
+		config_set_string(ctx, dst, strdup(value));
 		break;
 	case T_WORD:
 		if (!config_find_enum(kw->values, value)) {
 			config_bad_enum(ctx, kw, value);
 			return;
 		}
-		config_set_string(ctx, (char **)(base + kw->offset),
-				  strdup(value));
+		config_set_string(ctx, dst, strdup(value));
 		break;
 	case T_ENUM:
 		e = config_find_enum(kw->values, value);
@@ -769,14 +769,62 @@ void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
 	case T_LOGFILE:
 		if (!strcmp(value, "stderr") ||
 		    ((kw->flags & KW_ALLOW_OFF) && !strcmp(value, "off"))) {
-			config_set_string(ctx, (char **)(base + kw->offset),
-					  strdup(value));
+			config_set_string(ctx, dst, strdup(value));
 			break;
 		}
 		/* fall through */
+	default: /* T_PATH */
+		config_set_string(ctx, dst, config_resolve(ctx->cfg, value));
+		break;
+	}
+}
+
+/* Repeatable keys: allow lists of subjects, SANs and fingerprints. */
+static void config_set_list(struct config_ctx *ctx,
+			    const struct config_keyword *kw, char *base,
+			    const char *value)
+{
+	struct config_strlist *list =
+		(struct config_strlist *)(base + kw->offset);
+	char fp[65];
+
+	if (kw->type == T_SUBJECT && !strchr(value, '=')) {
+		config_bad_value(ctx, kw, value,
+				 "an RFC 2253 name such as "
+				 "'CN=client1,O=corp' or 'CN=client1'");
+		return;
+	}
+	if (kw->type == T_STRLIST && config_has_space_or_ctl(value)) {
+		config_bad_value(ctx, kw, value,
+				 "a DNS name or URI without spaces");
+		return;
+	}
+	if (kw->type == T_FINGERPRINT) {
+		if (config_normalise_fingerprint(value, fp)) {
+			config_bad_value(
+				ctx, kw, value,
+				"a SHA-256 fingerprint: 64 hex digits, "
+				"colons and a sha256: prefix allowed");
+			return;
+		}
+		value = fp;
+	}
+	if (config_strlist_add(list, value))
+		config_oom(ctx);
+}
+
+void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
+		      char *base, const char *value)
+{
+	bool b;
+
+	switch (kw->type) {
+	case T_STRING:
+	case T_WORD:
+	case T_ENUM:
+	case T_LOGFILE:
 	case T_PATH:
-		config_set_string(ctx, (char **)(base + kw->offset),
-				  config_resolve(ctx->cfg, value));
+		config_set_text(ctx, kw, base, value);
 		break;
 	case T_FILE:
 	case T_DIR:
@@ -815,35 +863,9 @@ void config_set_value(struct config_ctx *ctx, const struct config_keyword *kw,
 		config_set_proxy_pass(ctx, kw, value);
 		break;
 	case T_SUBJECT:
-		if (!strchr(value, '=')) {
-			config_bad_value(ctx, kw, value,
-					 "an RFC 2253 name such as "
-					 "'CN=client1,O=corp' or 'CN=client1'");
-			return;
-		}
-		/* fall through */
 	case T_STRLIST:
-		if (kw->type == T_STRLIST && config_has_space_or_ctl(value)) {
-			config_bad_value(ctx, kw, value,
-					 "a DNS name or URI without spaces");
-			return;
-		}
-		if (config_strlist_add(
-			    (struct config_strlist *)(base + kw->offset),
-			    value))
-			config_oom(ctx);
-		break;
 	case T_FINGERPRINT:
-		if (config_normalise_fingerprint(value, fp)) {
-			config_bad_value(
-				ctx, kw, value,
-				"a SHA-256 fingerprint: 64 hex digits, "
-				"colons and a sha256: prefix allowed");
-			return;
-		}
-		if (config_strlist_add(
-			    (struct config_strlist *)(base + kw->offset), fp))
-			config_oom(ctx);
+		config_set_list(ctx, kw, base, value);
 		break;
 	}
 }

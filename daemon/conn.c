@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -43,13 +44,96 @@ struct conn *conn_new(struct conn_list *l, int fd, struct gen *g,
 	c->peer_len = peer_len;
 	listener_format_addr((const struct sockaddr *)peer, c->peer_text,
 			     sizeof(c->peer_text));
-	c->local_len = sizeof(c->local);
-	getsockname(fd, (struct sockaddr *)&c->local, &c->local_len);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	LIST_INSERT_HEAD(&l->head, c, link);
 	l->n++;
 	return c;
 }
+
+/* ---- lingering close ---- */
+
+struct conn_linger {
+	LIST_ENTRY(conn_linger) link;
+	struct conn_list *list;
+	struct loop_watch watch;
+	struct loop_timer timer;
+	size_t drained;
+};
+
+static void conn_linger_end(struct conn_linger *lg)
+{
+	struct conn_list *l = lg->list;
+
+	loop_timer_cancel(l->loop, &lg->timer);
+	loop_watch_del(l->loop, &lg->watch);
+	close(lg->watch.fd);
+	lg->watch.fd = -1;
+	LIST_REMOVE(lg, link);
+	l->n_lingering--;
+	loop_defer_free(l->loop, lg);
+	if (l->released)
+		l->released(l);
+}
+
+static void conn_linger_on_timer(struct loop_timer *t)
+{
+	conn_linger_end(container_of(t, struct conn_linger, timer));
+}
+
+static void conn_linger_on_read(struct loop_watch *w, uint32_t events)
+{
+	struct conn_linger *lg = container_of(w, struct conn_linger, watch);
+	char buf[4096];
+	ssize_t n;
+
+	(void)events;
+	if (lg->watch.fd < 0)
+		return;
+	for (;;) {
+		n = recv(lg->watch.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) /* the client closed (or reset) too */
+			break;
+		lg->drained += (size_t)n;
+		if (lg->drained >= CONN_LINGER_BYTES)
+			break;
+	}
+	conn_linger_end(lg);
+}
+
+/* Take over FD: send what is queued and a FIN, drop what comes in. */
+static void conn_linger(struct conn_list *l, int fd)
+{
+	struct conn_linger *lg;
+
+	if (l->n_lingering >= CONN_LINGER_MAX || shutdown(fd, SHUT_WR) < 0 ||
+	    !(lg = calloc(1, sizeof(*lg)))) {
+		close(fd);
+		return;
+	}
+	lg->list = l;
+	if (loop_watch_add(l->loop, &lg->watch, fd, EPOLLIN,
+			   conn_linger_on_read) < 0) {
+		close(fd);
+		free(lg);
+		return;
+	}
+	LIST_INSERT_HEAD(&l->lingering, lg, link);
+	l->n_lingering++;
+	loop_timer_arm(l->loop, &lg->timer, CONN_LINGER_MS,
+		       conn_linger_on_timer);
+}
+
+void conn_list_close_lingering(struct conn_list *l)
+{
+	struct conn_linger *lg;
+
+	while ((lg = LIST_FIRST(&l->lingering)))
+		conn_linger_end(lg);
+}
+
+/* ---- the connection ---- */
 
 void conn_ref(struct conn *c)
 {
@@ -74,7 +158,7 @@ void conn_close_socket(struct conn *c)
 		fleet_conn_close(c->list->fleet, c->fd);
 	}
 	if (!c->fd_mhd)
-		close(c->fd);
+		conn_linger(c->list, c->fd);
 	c->fd = -1;
 }
 
@@ -102,6 +186,8 @@ void conn_unref(struct conn *c)
 	l->n--;
 	atomic_fetch_sub(l->open_conns, 1);
 	loop_defer_free(l->loop, c);
+	if (l->released)
+		l->released(l);
 }
 
 /* Fleet-wide limits and the block list, decided in memory (fleet.h),
@@ -200,7 +286,6 @@ void conn_mhd_detach(struct conn *c)
 void conn_request_begin(struct conn *c)
 {
 	c->active_requests++;
-	c->requests++;
 	c->pending_request_bytes = 0;
 }
 

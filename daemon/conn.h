@@ -27,6 +27,20 @@
 
 struct fleet;
 struct relay;
+struct conn_linger;
+
+/*
+ * Lingering close (as Apache and nginx do): a socket the gateway closes on
+ * its own initiative is shut down for sending, then what the client still
+ * sends is read and dropped until it closes too, for at most
+ * CONN_LINGER_MS and CONN_LINGER_BYTES. Closing with unread data makes the
+ * kernel send a reset, which destroys what was sent last (a TLS 1.3
+ * client's alert arrives after it has sent its Finished and its request).
+ * More than CONN_LINGER_MAX lingering sockets per worker close at once.
+ */
+#define CONN_LINGER_MS	  2000
+#define CONN_LINGER_BYTES (64 * 1024)
+#define CONN_LINGER_MAX	  1024
 
 enum conn_path {
 	CONN_PATH_NONE,	     /* still in the handshake */
@@ -49,7 +63,12 @@ struct conn_list {
 	struct limits *limits;	 /* NULL: limits off */
 	struct fleet *fleet;	 /* NULL: no [fleet] */
 	atomic_uint *open_conns; /* process-wide: accepted, not yet freed */
-	unsigned max_conns;	 /* ceiling of *open_conns */
+	LIST_HEAD(, conn_linger) lingering;
+	unsigned n_lingering;
+	/* Called when a connection or a lingering socket has been closed (a
+	 * descriptor is free again); NULL: nothing to tell. */
+	void (*released)(struct conn_list *l);
+	unsigned max_conns; /* ceiling of *open_conns */
 };
 
 struct conn {
@@ -67,12 +86,9 @@ struct conn {
 	bool fleet_blocked;	/* on the fleet block list: 403, then close */
 	unsigned retry_after_s; /* for that 429 */
 	unsigned active_requests; /* requests under way (graceful drain) */
-	uint64_t requests;
 	/* Client bytes forwarded since the last request began: non-zero with
 	 * no active request means a request started but is not complete. */
 	uint64_t pending_request_bytes;
-	struct sockaddr_storage local;
-	socklen_t local_len;
 
 	/* handshake.c, until the hand-off (state: conn.c sets CLOSED) */
 	enum conn_state state;
@@ -82,12 +98,10 @@ struct conn {
 	uint64_t deadline_ms;	 /* PROXY header + handshake must end by */
 	struct sockaddr_storage peer; /* real client (after PROXY protocol) */
 	socklen_t peer_len;
-	char peer_text[64]; /* "1.2.3.4:5678" / "[::1]:5678" */
-	bool proxy_protocol;
+	char peer_text[64];	 /* "1.2.3.4:5678" / "[::1]:5678" */
 	const char *tls_version; /* static strings from OpenSSL */
 	const char *tls_cipher;
 	bool tls_resumed;
-	long verify_result;	   /* X509_V_OK when verified */
 	const char *verify_reason; /* "ocsp unavailable" (ocsp_fail = open) */
 	struct identity id;
 	enum conn_path path;
@@ -109,11 +123,14 @@ void conn_unref(struct conn *c);
 
 /*
  * The one place the client's TCP socket goes away: release what is keyed
- * by it (the limiter's count, once), then close it, unless MHD owns it
- * (fd_mhd), which closes it itself right after telling us (or already
- * has, when it refused the socket). Idempotent.
+ * by it (the limiter's count, once), then close it (lingering), unless
+ * MHD owns it (fd_mhd), which closes it itself right after telling us (or
+ * already has, when it refused the socket). Idempotent.
  */
 void conn_close_socket(struct conn *c);
+
+/* Close the sockets still lingering (worker stop). */
+void conn_list_close_lingering(struct conn_list *l);
 
 /* The client's identity is known: count the connection against its
  * limits (sets limits_bound or limits_refused / retry_after_s). */

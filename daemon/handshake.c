@@ -89,7 +89,6 @@ static void handshake_done(struct conn *c)
 	c->tls_version = SSL_get_version(ssl);
 	c->tls_cipher = SSL_get_cipher_name(ssl);
 	c->tls_resumed = SSL_session_reused(ssl);
-	c->verify_result = SSL_get_verify_result(ssl);
 	c->verify_reason = ocsp_handshake_reason(ssl);
 	/* The async mode was for OCSP in the handshake only. */
 	SSL_clear_mode(ssl, SSL_MODE_ASYNC);
@@ -263,7 +262,6 @@ void handshake_start(struct handshake_ctx *h, struct conn *c,
 		handshake_abort(c);
 		return;
 	}
-	c->proxy_protocol = proxy_protocol;
 	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	if (loop_watch_add(l, &c->watch, c->fd, EPOLLIN, handshake_on_event) <
 	    0) {

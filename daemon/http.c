@@ -35,8 +35,7 @@ struct http_server {
 	struct conn *adding;	 /* set around MHD_add_connection */
 	bool draining;
 	bool running;
-	bool wake; /* http_server_wake() during MHD_run */
-	unsigned connections;
+	bool wake;		  /* http_server_wake() during MHD_run */
 	struct proxy_pool *proxy; /* idle upstream connections (proxy.c) */
 };
 
@@ -99,13 +98,20 @@ static void http_ktls_closed(struct conn *c)
 {
 	const char *why = c->fd >= 0 ? ktls_close_reason(c->fd) : NULL;
 
+	static struct log_ratelimit rl;
+
 	if (!why)
 		return;
-	if (strcmp(why, "key update") == 0)
-		log_info("client %s: sent a TLS 1.3 KeyUpdate; kTLS receive "
-			 "cannot follow a key change: connection closed",
-			 c->peer_text);
-	else
+	if (strcmp(why, "key update") == 0) {
+		/* Once per connection (it ends here), rate-limited: any
+		 * client can send one. */
+		metrics_inc(METRICS_KTLS_KEY_UPDATE_CLOSES);
+		log_ratelimited(&rl, LOG_LVL_WARN,
+				"client %s: sent a TLS 1.3 KeyUpdate; kTLS "
+				"receive cannot follow a key change: "
+				"connection closed",
+				c->peer_text);
+	} else
 		log_debug("client %s: %s: connection closed", c->peer_text,
 			  why);
 }
@@ -129,11 +135,9 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 					       1000));
 		*socket_context = s->adding;
 		s->adding = NULL;
-		s->connections++;
 		return;
 	}
 	c = *socket_context;
-	s->connections--;
 	if (!c)
 		return;
 	*socket_context = NULL;
@@ -179,11 +183,6 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 	}
 	http_run(s);
 	return 0;
-}
-
-unsigned http_server_connections(struct http_server *s)
-{
-	return s->connections;
 }
 
 void http_server_drain(struct http_server *s)
@@ -370,8 +369,6 @@ static size_t http_header_size(struct http_request *rq)
 	return total;
 }
 
-/* First call for a request: route and check everything that does not need
- * the body. Returns MHD_YES with rq->status still 0 to go on. */
 /* Does the request carry a body MHD would have to read first? */
 static bool http_has_body(struct http_request *rq)
 {
@@ -626,6 +623,14 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	if (!rq)
 		return;
 	*req_cls = NULL;
+	/* A KeyUpdate ended a request in progress on kTLS: say so. */
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !rq->note &&
+	    rq->conn->path == CONN_PATH_KTLS && rq->conn->fd >= 0) {
+		const char *why = ktls_close_reason(rq->conn->fd);
+
+		if (why && !strcmp(why, "key update"))
+			rq->note = "client key update";
+	}
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())

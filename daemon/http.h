@@ -33,8 +33,6 @@ void http_server_free(struct http_server *s);
  * dropped). */
 int http_server_add(struct http_server *s, struct conn *c, int fd);
 
-/* Number of connections MHD currently holds. */
-unsigned http_server_connections(struct http_server *s);
 /* Graceful stop: every later response says "Connection: close". */
 void http_server_drain(struct http_server *s);
 /* Run MHD soon (after MHD_resume_connection: external polling has no

@@ -40,38 +40,6 @@ void identity_fingerprint_hex(const unsigned char *der, size_t len,
 	out[2 * md_len] = '\0';
 }
 
-int identity_normalise_fingerprint(const char *in,
-				   char out[IDENTITY_FP_HEX_LEN + 1])
-{
-	size_t n = 0;
-
-	out[0] = '\0';
-	if (!in)
-		return -1;
-	if (strncasecmp(in, "sha256:", 7) == 0)
-		in += 7;
-	for (; *in; in++) {
-		char c = *in;
-
-		if (c == ':')
-			continue;
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			goto bad;
-		if (n == IDENTITY_FP_HEX_LEN)
-			goto bad;
-		out[n++] = c;
-	}
-	if (n != IDENTITY_FP_HEX_LEN)
-		goto bad;
-	out[n] = '\0';
-	return 0;
-bad:
-	out[0] = '\0';
-	return -1;
-}
-
 /* Printable ASCII only: what a DNS name or URI in a SAN may hold. */
 static int identity_is_clean_ascii(const unsigned char *s, size_t len)
 {

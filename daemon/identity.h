@@ -44,12 +44,4 @@ void identity_clear(struct identity *id);
 void identity_fingerprint_hex(const unsigned char *der, size_t len,
 			      char out[IDENTITY_FP_HEX_LEN + 1]);
 
-/*
- * Normalise a fingerprint as an operator may write it ("AB:CD:...", with
- * or without "sha256:"): lowercase hex, no separators. Returns 0, or -1 if
- * it is not 64 hex digits.
- */
-int identity_normalise_fingerprint(const char *in,
-				   char out[IDENTITY_FP_HEX_LEN + 1]);
-
 #endif

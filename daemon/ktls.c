@@ -27,6 +27,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "hex.h"
 #include "ktls.h"
 
 #ifndef SOL_TLS
@@ -304,17 +305,6 @@ static void ktls_init_once(void)
 	ktls_kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_TLS1_3_KDF, NULL);
 }
 
-static int ktls_hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /*
  * OpenSSL's keylog line: "LABEL <client_random hex> <secret hex>". Only
  * the client application traffic secret is kept; the line itself is
@@ -344,7 +334,7 @@ static void ktls_keylog(const SSL *cssl, const char *line)
 		}
 	}
 	while (p[0] && p[1] && n < sizeof(s->secret)) {
-		int hi = ktls_hexval(p[0]), lo = ktls_hexval(p[1]);
+		int hi = hex_value(p[0]), lo = hex_value(p[1]);
 
 		if (hi < 0 || lo < 0)
 			break;

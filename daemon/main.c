@@ -334,7 +334,9 @@ static void main_serve(struct gateway *gw, const sigset_t *sigs)
 	}
 }
 
-int main(int argc, char **argv)
+/* The command line: -1 to go on, else the exit status (-V, -h, usage). */
+static int main_args(int argc, char **argv, struct gateway *gw,
+		     bool *check_only)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -343,21 +345,15 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct gateway gw = {.config_path = MAIN_DEFAULT_CONFIG};
-	const struct config *cfg;
-	bool check_only = false, wrote_pid = false;
-	char *pid_file = NULL;
-	sigset_t sigs;
-	unsigned i;
-	int opt, status = 1;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			gw.config_path = optarg;
+			gw->config_path = optarg;
 			break;
 		case 't':
-			check_only = true;
+			*check_only = true;
 			break;
 		case 'V':
 			printf("mtlsgw %s (%s, libmicrohttpd %s)\n",
@@ -376,7 +372,50 @@ int main(int argc, char **argv)
 		main_usage(stderr);
 		return 2;
 	}
+	return -1;
+}
 
+/* Signals are read synchronously by main_serve; workers block them all. */
+static void main_block_signals(sigset_t *sigs)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGHUP);
+	sigaddset(sigs, SIGUSR1);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+static void main_log_listening(const struct gateway *gw)
+{
+	const struct config *cfg = gw->gen->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->n_listen; i++)
+		log_info("mtlsgw %s listening on https://%s (%u workers, data "
+			 "path: %s, limits: %s)",
+			 MTLSGW_VERSION, cfg->listen[i].addr.text, cfg->workers,
+			 gw->shared.ktls_usable ? "kTLS, userspace relay as "
+						  "fallback"
+						: "userspace TLS relay",
+			 limits_mode_name(gw->shared.limits));
+}
+
+int main(int argc, char **argv)
+{
+	struct gateway gw = {.config_path = MAIN_DEFAULT_CONFIG};
+	const struct config *cfg;
+	bool check_only = false, wrote_pid = false;
+	char *pid_file = NULL;
+	sigset_t sigs;
+	unsigned i;
+	int status;
+
+	status = main_args(argc, argv, &gw, &check_only);
+	if (status >= 0)
+		return status;
+	status = 1;
 	gw.gen = main_load(gw.config_path, 1, false);
 	if (!gw.gen)
 		return 1;
@@ -399,15 +438,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (fleet_new(cfg, &gw.shared.fleet) < 0)
 		goto out;
-
-	/* Signals are read synchronously here; workers block them all. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	main_block_signals(&sigs);
 	main_raise_nofile();
 
 	gw.shared.max_connections = cfg->max_connections;
@@ -427,14 +458,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < gw.n_workers; i++)
 		if (worker_start(gw.workers[i]) < 0)
 			goto out;
-	for (i = 0; i < cfg->n_listen; i++)
-		log_info("mtlsgw %s listening on https://%s (%u workers, data "
-			 "path: %s, limits: %s)",
-			 MTLSGW_VERSION, cfg->listen[i].addr.text, cfg->workers,
-			 gw.shared.ktls_usable ? "kTLS, userspace relay as "
-						 "fallback"
-					       : "userspace TLS relay",
-			 limits_mode_name(gw.shared.limits));
+	main_log_listening(&gw);
 	main_serve(&gw, &sigs);
 	status = 0;
 	log_info("stopped");

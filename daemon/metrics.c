@@ -192,6 +192,10 @@ char *metrics_render(unsigned long long active, size_t *len)
 		metrics_get(METRICS_CONNS_REFUSED_LIMITS),
 		metrics_get(METRICS_CONNS_REFUSED_PROXY_FROM),
 		metrics_get(METRICS_CONNS_REFUSED_LIMITS_STATE));
+	fprintf(f,
+		"# TYPE mtlsgw_ktls_key_update_closes_total counter\n"
+		"mtlsgw_ktls_key_update_closes_total %llu\n",
+		metrics_get(METRICS_KTLS_KEY_UPDATE_CLOSES));
 	fprintf(f, "# TYPE mtlsgw_userspace_fallback_total counter\n");
 	for (i = 0; i < METRICS_MAX_REASONS; i++) {
 		const char *r = atomic_load(&metrics_reasons[i].reason);

@@ -27,6 +27,7 @@ enum metrics_counter {
 	METRICS_REQUESTS_5XX,
 	METRICS_RESPONSE_BYTES,
 	METRICS_CONNS_REFUSED_PROXY_FROM, /* source not in proxy_from */
+	METRICS_KTLS_KEY_UPDATE_CLOSES,	  /* TLS 1.3 KeyUpdate on kTLS RX */
 	/* Revocation (ocsp.c, crl.c) */
 	METRICS_OCSP_REQUESTS,	 /* requests sent to a responder */
 	METRICS_OCSP_CACHE_HITS, /* answered from the worker's cache */

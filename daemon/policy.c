@@ -10,18 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "policy.h"
-
-static int policy_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int policy_refuse(const char **why, const char *reason)
 {
@@ -64,9 +54,9 @@ int path_normalise(const char *raw, char *out, size_t out_len, const char **why)
 			unsigned char c = (unsigned char)*p;
 
 			if (c == '%') {
-				int hi = policy_hex(p[1]), lo;
+				int hi = hex_value(p[1]), lo;
 
-				lo = hi < 0 ? -1 : policy_hex(p[2]);
+				lo = hi < 0 ? -1 : hex_value(p[2]);
 				if (hi < 0 || lo < 0)
 					return policy_refuse(
 						why, "bad percent escape");
@@ -159,9 +149,9 @@ static int policy_single_cn(const char *entry, char *value_out, size_t len)
 		if (c == ',' || c == '+' || c == ';')
 			return -1; /* a second RDN or attribute */
 		if (c == '\\') {
-			int hi = policy_hex(p[1]), lo;
+			int hi = hex_value(p[1]), lo;
 
-			lo = hi < 0 ? -1 : policy_hex(p[2]);
+			lo = hi < 0 ? -1 : hex_value(p[2]);
 			if (hi >= 0 && lo >= 0) {
 				c = (char)(hi << 4 | lo);
 				p += 2;

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "http_respond.h"
 #include "log.h"
 #include "loop.h"
@@ -94,12 +95,7 @@ static void proxy_unref(struct proxy_req *pr)
 	if (pr->fd >= 0)
 		close(pr->fd);
 	pr->fd = -1;
-	if (pr->prev)
-		pr->prev->next = pr->next;
-	else
-		p->reqs = pr->next;
-	if (pr->next)
-		pr->next->prev = pr->prev;
+	LIST_REMOVE(pr, link);
 	free(pr->obuf);
 	free(pr->ibuf);
 	gen_unref(pr->gen);
@@ -188,15 +184,9 @@ static ssize_t proxy_dechunk(struct proxy_req *pr, char *buf, size_t max)
 			int digits = 0;
 
 			for (; *line; line++, digits++) {
-				int v;
+				int v = hex_value(*line);
 
-				if (*line >= '0' && *line <= '9')
-					v = *line - '0';
-				else if (*line >= 'a' && *line <= 'f')
-					v = *line - 'a' + 10;
-				else if (*line >= 'A' && *line <= 'F')
-					v = *line - 'A' + 10;
-				else
+				if (v < 0)
 					break;
 				if (digits == 15)
 					return -1;
@@ -620,10 +610,7 @@ static enum MHD_Result proxy_start(struct http_request *rq)
 	pr->head_request = !strcmp(rq->method, MHD_HTTP_METHOD_HEAD);
 	pr->upgrade = upgrade;
 	snprintf(pr->client, sizeof(pr->client), "%s", rq->conn->peer_text);
-	pr->next = pool->reqs;
-	if (pool->reqs)
-		pool->reqs->prev = pr;
-	pool->reqs = pr;
+	LIST_INSERT_HEAD(&pool->reqs, pr, link);
 	rq->handler_ctx = pr;
 	rq->handler_free = proxy_request_free;
 
@@ -764,6 +751,8 @@ struct proxy_pool *proxy_pool_new(struct loop *l, void (*wake)(void *arg),
 	if (!p)
 		return NULL;
 	p->loop = l;
+	LIST_INIT(&p->idle);
+	LIST_INIT(&p->reqs);
 	p->wake = wake;
 	p->wake_arg = wake_arg;
 	return p;
@@ -776,8 +765,8 @@ void proxy_pool_stop(struct proxy_pool *p)
 	if (!p)
 		return;
 	p->stopping = true;
-	for (pr = p->reqs; pr; pr = next) {
-		next = pr->next;
+	for (pr = LIST_FIRST(&p->reqs); pr; pr = next) {
+		next = LIST_NEXT(pr, link);
 		if (pr->tunnel) {
 			proxy_tunnel_close(pr->tunnel);
 			continue;

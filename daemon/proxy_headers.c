@@ -38,6 +38,16 @@ void proxy_name_norm(const char *in, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+void proxy_conn_tokens_add(char *list, size_t cap, const char *value)
+{
+	size_t len = strlen(list);
+
+	if (len + 2 >= cap)
+		return;
+	proxy_name_norm(value, list + len, cap - len - 1);
+	strcat(list, ",");
+}
+
 /* True if the comma-separated list VALUE holds TOKEN (any case). */
 bool proxy_has_token(const char *value, const char *token)
 {
@@ -313,19 +323,12 @@ static enum MHD_Result proxy_collect_connection(void *cls,
 {
 	struct proxy_head_ctx *hc = cls;
 	char norm[64];
-	size_t len = strlen(hc->conn_tokens);
 
 	(void)kind;
 	proxy_name_norm(key, norm, sizeof(norm));
 	if (strcmp(norm, "connection") || !value)
 		return MHD_YES;
-	proxy_name_norm(value, hc->conn_tokens + len,
-			sizeof(hc->conn_tokens) - len);
-	len = strlen(hc->conn_tokens);
-	if (len + 1 < sizeof(hc->conn_tokens)) {
-		hc->conn_tokens[len] = ',';
-		hc->conn_tokens[len + 1] = '\0';
-	}
+	proxy_conn_tokens_add(hc->conn_tokens, sizeof(hc->conn_tokens), value);
 	return MHD_YES;
 }
 

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <microhttpd.h>
 
@@ -67,7 +68,7 @@ struct proxy_req {
 	const struct config_location *loc;
 	const struct config_upstream *up;
 	unsigned refs; /* the request; the response's body reader */
-	struct proxy_req *prev, *next;
+	LIST_ENTRY(proxy_req) link; /* pool->reqs */
 	char client[64];
 	bool head_request;
 	bool upgrade;
@@ -109,8 +110,8 @@ struct proxy_pool {
 	struct loop *loop;
 	void (*wake)(void *arg); /* run MHD soon (see proxy_pool_new) */
 	void *wake_arg;
-	struct proxy_idle *idle; /* most recently used first */
-	struct proxy_req *reqs;	 /* live requests */
+	LIST_HEAD(, proxy_idle) idle; /* most recently used first */
+	LIST_HEAD(, proxy_req) reqs;  /* live requests */
 	unsigned rr;
 	bool stopping;
 };
@@ -142,6 +143,10 @@ void proxy_connect(struct proxy_req *pr, bool allow_pool);
 /* proxy_headers.c */
 void proxy_name_norm(const char *in, char *out, size_t cap);
 bool proxy_has_token(const char *value, const char *token);
+/* Append the tokens of a Connection header's VALUE to LIST (canonical
+ * names, each followed by ","; what proxy_has_token reads). A value is
+ * dropped when LIST is full. */
+void proxy_conn_tokens_add(char *list, size_t cap, const char *value);
 bool proxy_is_hop_by_hop(const char *norm);
 int proxy_build_head(struct proxy_req *pr);
 

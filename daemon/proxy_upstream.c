@@ -32,7 +32,7 @@ struct proxy_idle {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char upstream[80]; /* name: keepalive is counted per upstream */
-	struct proxy_idle *prev, *next;
+	LIST_ENTRY(proxy_idle) link; /* pool->idle */
 };
 
 /* Take IC out of the pool and free it; returns its socket, still open. */
@@ -44,12 +44,7 @@ static int proxy_idle_take_fd(struct proxy_idle *ic)
 	ic->fd = -1;
 	loop_watch_del(p->loop, &ic->watch);
 	loop_timer_cancel(p->loop, &ic->timer);
-	if (ic->prev)
-		ic->prev->next = ic->next;
-	else
-		p->idle = ic->next;
-	if (ic->next)
-		ic->next->prev = ic->prev;
+	LIST_REMOVE(ic, link);
 	loop_defer_free(p->loop, ic);
 	return fd;
 }
@@ -82,9 +77,9 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	struct proxy_idle *ic;
 	unsigned n = 0;
 
-	for (ic = p->idle; ic; ic = ic->next)
-		if (!strcmp(ic->upstream, pr->up->name))
-			n++;
+	LIST_FOREACH(ic, &p->idle, link)
+	if (!strcmp(ic->upstream, pr->up->name))
+		n++;
 	if (p->stopping || n >= pr->up->keepalive ||
 	    strlen(pr->up->name) >= sizeof(ic->upstream) ||
 	    !(ic = calloc(1, sizeof(*ic)))) {
@@ -104,10 +99,7 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	}
 	loop_timer_arm(p->loop, &ic->timer, PROXY_IDLE_TIMEOUT_MS,
 		       proxy_idle_on_timer);
-	ic->next = p->idle;
-	if (p->idle)
-		p->idle->prev = ic;
-	p->idle = ic;
+	LIST_INSERT_HEAD(&p->idle, ic, link);
 }
 
 /* The most recently used idle connection to one of UP's servers, or -1;
@@ -115,7 +107,10 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 static int proxy_idle_take(struct proxy_pool *p,
 			   const struct config_upstream *up, size_t *server)
 {
-	for (struct proxy_idle *ic = p->idle; ic; ic = ic->next) {
+	struct proxy_idle *ic;
+
+	LIST_FOREACH(ic, &p->idle, link)
+	{
 		if (strcmp(ic->upstream, up->name))
 			continue;
 		for (size_t i = 0; i < up->n_servers; i++) {
@@ -132,13 +127,13 @@ static int proxy_idle_take(struct proxy_pool *p,
 /* From proxy_pool_free: the loop is done, nothing can name them. */
 void proxy_idle_free_all(struct proxy_pool *p)
 {
-	while (p->idle) {
-		struct proxy_idle *ic = p->idle;
+	struct proxy_idle *ic;
 
+	while ((ic = LIST_FIRST(&p->idle))) {
 		loop_watch_del(p->loop, &ic->watch);
 		loop_timer_cancel(p->loop, &ic->timer);
 		close(ic->fd);
-		p->idle = ic->next;
+		LIST_REMOVE(ic, link);
 		free(ic);
 	}
 }
@@ -360,6 +355,126 @@ static int proxy_parse_length(const char *v, uint64_t *out)
 	return 0;
 }
 
+/* What the response head says about the body and the connection. */
+struct proxy_head_facts {
+	char conn[512]; /* Connection tokens (proxy_conn_tokens_add) */
+	uint64_t length;
+	bool has_length, te, chunked;
+};
+
+/* Read the framing headers of H[0..N) into F. -1 on a bad or conflicting
+ * Content-Length (*why set). */
+static int proxy_head_scan(const struct proxy_hdr *h, int n,
+			   struct proxy_head_facts *f, const char **why)
+{
+	char norm[128];
+
+	for (int i = 0; i < n; i++) {
+		proxy_name_norm(h[i].name, norm, sizeof(norm));
+		if (!strcmp(norm, "connection")) {
+			proxy_conn_tokens_add(f->conn, sizeof(f->conn),
+					      h[i].value);
+		} else if (!strcmp(norm, "content-length")) {
+			uint64_t v;
+
+			if (proxy_parse_length(h[i].value, &v) < 0 ||
+			    (f->has_length && v != f->length)) {
+				*why = "bad Content-Length";
+				return -1;
+			}
+			f->length = v;
+			f->has_length = true;
+		} else if (!strcmp(norm, "transfer-encoding")) {
+			const char *last = strrchr(h[i].value, ',');
+
+			f->te = true;
+			last = last ? last + 1 : h[i].value;
+			while (*last == ' ' || *last == '\t')
+				last++;
+			f->chunked = !strncasecmp(last, "chunked", 7) &&
+				     (last[7] == '\0' || last[7] == ' ' ||
+				      last[7] == '\t');
+		}
+	}
+	return 0;
+}
+
+/* How the response body ends, and whether the upstream connection can be
+ * reused after it. */
+static void proxy_head_framing(struct proxy_req *pr, unsigned status,
+			       bool http10, bool upgrading,
+			       const struct proxy_head_facts *f)
+{
+	pr->keepalive = !http10 && !proxy_has_token(f->conn, "close");
+	if (upgrading || pr->head_request || status == 204 || status == 304) {
+		pr->framing = PROXY_FRAME_NONE;
+	} else if (f->te) {
+		/* RFC 9112 6.3: Transfer-Encoding overrides Content-Length;
+		 * a final coding other than chunked runs until close. */
+		pr->framing =
+			f->chunked ? PROXY_FRAME_CHUNKED : PROXY_FRAME_CLOSE;
+		pr->chunk_state = PROXY_CH_SIZE;
+	} else if (f->has_length) {
+		pr->framing = PROXY_FRAME_LENGTH;
+		pr->remaining = f->length;
+		if (pr->ilen - pr->ioff > f->length)
+			pr->keepalive = false; /* more than it announced */
+	} else {
+		pr->framing = PROXY_FRAME_CLOSE;
+	}
+	if (pr->framing == PROXY_FRAME_CLOSE || upgrading)
+		pr->keepalive = false;
+}
+
+/* The MHD response for the client: an upgrade, or a body read from the
+ * upstream by proxy_body_reader; with the end-to-end headers of H. */
+static struct MHD_Response *
+proxy_head_response(struct proxy_req *pr, bool upgrading,
+		    const struct proxy_head_facts *f, const struct proxy_hdr *h,
+		    int n)
+{
+	struct MHD_Response *resp;
+	uint64_t size;
+	char norm[128];
+
+	if (upgrading) {
+		resp = MHD_create_response_for_upgrade(proxy_upgrade_cb, pr);
+	} else {
+		if (pr->framing == PROXY_FRAME_LENGTH)
+			size = f->length;
+		else if (pr->framing == PROXY_FRAME_NONE)
+			size = pr->head_request && f->has_length ? f->length
+								 : 0;
+		else
+			size = MHD_SIZE_UNKNOWN;
+		/* MHD callocs the block with the response: no more than a
+		 * short body needs. */
+		resp = MHD_create_response_from_callback(
+			size,
+			size && size < PROXY_BLOCK_SIZE ? (size_t)size
+							: PROXY_BLOCK_SIZE,
+			proxy_body_reader, pr, proxy_body_reader_free);
+		if (resp)
+			pr->refs++;
+	}
+	if (!resp)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		proxy_name_norm(h[i].name, norm, sizeof(norm));
+		/* MHD writes Content-Length itself. */
+		if (!strcmp(norm, "content-length"))
+			continue;
+		/* An upgrade keeps Upgrade; MHD adds Connection: Upgrade. */
+		if (!(upgrading && !strcmp(norm, "upgrade")) &&
+		    (proxy_is_hop_by_hop(norm) ||
+		     proxy_has_token(f->conn, norm)))
+			continue;
+		/* MHD refuses empty values: nothing a client needs. */
+		MHD_add_response_header(resp, h[i].name, h[i].value);
+	}
+	return resp;
+}
+
 /*
  * One complete head is at ibuf[ioff..end). Returns 1 when the final head
  * was taken (pr->resp built), 0 for an interim (1xx) head that was
@@ -368,11 +483,9 @@ static int proxy_parse_length(const char *v, uint64_t *out)
 static int proxy_take_head(struct proxy_req *pr, char *end, const char **why)
 {
 	struct proxy_hdr h[PROXY_MAX_RESPONSE_HEADERS];
-	char *head = pr->ibuf + pr->ioff, conn[512] = "", norm[128];
-	uint64_t length = 0, size;
-	bool has_length = false, te = false, chunked = false, http10 = false;
-	bool upgrading;
-	struct MHD_Response *resp;
+	struct proxy_head_facts f = {.conn = ""};
+	char *head = pr->ibuf + pr->ioff;
+	bool upgrading, http10 = false;
 	unsigned status;
 	int n;
 
@@ -388,101 +501,18 @@ static int proxy_take_head(struct proxy_req *pr, char *end, const char **why)
 		*why = "101 Switching Protocols to a request without Upgrade";
 		return -1;
 	}
-
-	for (int i = 0; i < n; i++) {
-		proxy_name_norm(h[i].name, norm, sizeof(norm));
-		if (!strcmp(norm, "connection")) {
-			size_t cl = strlen(conn);
-
-			if (cl + 2 >= sizeof(conn))
-				continue;
-			proxy_name_norm(h[i].value, conn + cl,
-					sizeof(conn) - cl - 1);
-			strcat(conn, ",");
-		} else if (!strcmp(norm, "content-length")) {
-			uint64_t v;
-
-			if (proxy_parse_length(h[i].value, &v) < 0 ||
-			    (has_length && v != length)) {
-				*why = "bad Content-Length";
-				return -1;
-			}
-			length = v;
-			has_length = true;
-		} else if (!strcmp(norm, "transfer-encoding")) {
-			const char *last = strrchr(h[i].value, ',');
-
-			te = true;
-			last = last ? last + 1 : h[i].value;
-			while (*last == ' ' || *last == '\t')
-				last++;
-			chunked = !strncasecmp(last, "chunked", 7) &&
-				  (last[7] == '\0' || last[7] == ' ' ||
-				   last[7] == '\t');
-		}
-	}
-
+	if (proxy_head_scan(h, n, &f, why) < 0)
+		return -1;
 	pr->status = status;
-	pr->keepalive = !http10 && !proxy_has_token(conn, "close");
-	if (upgrading || pr->head_request || status == 204 || status == 304) {
-		pr->framing = PROXY_FRAME_NONE;
-	} else if (te) {
-		/* RFC 9112 6.3: Transfer-Encoding overrides Content-Length;
-		 * a final coding other than chunked runs until close. */
-		pr->framing = chunked ? PROXY_FRAME_CHUNKED : PROXY_FRAME_CLOSE;
-		pr->chunk_state = PROXY_CH_SIZE;
-	} else if (has_length) {
-		pr->framing = PROXY_FRAME_LENGTH;
-		pr->remaining = length;
-		if (pr->ilen - pr->ioff > length)
-			pr->keepalive = false; /* more than it announced */
-	} else {
-		pr->framing = PROXY_FRAME_CLOSE;
-	}
-	if (pr->framing == PROXY_FRAME_CLOSE || upgrading)
-		pr->keepalive = false;
-
-	if (upgrading) {
-		resp = MHD_create_response_for_upgrade(proxy_upgrade_cb, pr);
-	} else {
-		if (pr->framing == PROXY_FRAME_LENGTH)
-			size = length;
-		else if (pr->framing == PROXY_FRAME_NONE)
-			size = pr->head_request && has_length ? length : 0;
-		else
-			size = MHD_SIZE_UNKNOWN;
-		/* MHD callocs the block with the response: no more than a
-		 * short body needs. */
-		resp = MHD_create_response_from_callback(
-			size,
-			size && size < PROXY_BLOCK_SIZE ? (size_t)size
-							: PROXY_BLOCK_SIZE,
-			proxy_body_reader, pr, proxy_body_reader_free);
-		if (resp)
-			pr->refs++;
-	}
-	if (!resp) {
+	proxy_head_framing(pr, status, http10, upgrading, &f);
+	pr->resp = proxy_head_response(pr, upgrading, &f, h, n);
+	if (!pr->resp) {
 		*why = "out of memory";
 		return -1;
 	}
-	for (int i = 0; i < n; i++) {
-		proxy_name_norm(h[i].name, norm, sizeof(norm));
-		/* MHD writes Content-Length itself. */
-		if (!strcmp(norm, "content-length"))
-			continue;
-		/* An upgrade keeps Upgrade; MHD adds Connection: Upgrade. */
-		if (!(upgrading && !strcmp(norm, "upgrade")) &&
-		    (proxy_is_hop_by_hop(norm) || proxy_has_token(conn, norm)))
-			continue;
-		/* MHD refuses empty values: nothing a client needs. */
-		MHD_add_response_header(resp, h[i].name, h[i].value);
-	}
-	pr->resp = resp;
 	pr->head_done = true;
-	if (pr->framing == PROXY_FRAME_NONE && !upgrading) {
-		pr->body_complete = true;
-		proxy_upstream_done(pr);
-	} else if (pr->framing == PROXY_FRAME_LENGTH && length == 0) {
+	if ((pr->framing == PROXY_FRAME_NONE && !upgrading) ||
+	    (pr->framing == PROXY_FRAME_LENGTH && f.length == 0)) {
 		pr->body_complete = true;
 		proxy_upstream_done(pr);
 	}

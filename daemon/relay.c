@@ -323,8 +323,14 @@ static void relay_on_idle(struct loop_timer *t)
 
 	if (r->closed)
 		return;
-	if (c->active_requests == 0 && c->pending_request_bytes > 0 &&
-	    r->to_client.len == 0) {
+	/* Idle means no request in progress: a proxied request or a
+	 * WebSocket tunnel is bounded by its location's own timeouts. */
+	if (c->active_requests > 0) {
+		loop_timer_arm(r->loop, &r->idle_timer, r->idle_timeout_ms,
+			       relay_on_idle);
+		return;
+	}
+	if (c->pending_request_bytes > 0 && r->to_client.len == 0) {
 		log_info("client %s: request timeout (408)", c->peer_text);
 		ERR_clear_error();
 		SSL_write(r->ssl, resp, (int)sizeof(resp) - 1);

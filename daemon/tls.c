@@ -235,8 +235,3 @@ void tls_free(SSL *ssl)
 				 SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	SSL_free(ssl);
 }
-
-const char *tls_version_name(const SSL *ssl)
-{
-	return SSL_get_version(ssl);
-}

@@ -52,7 +52,4 @@ enum tls_step tls_accept_step(SSL *ssl, const char *peer);
 /* SSL_free, keeping a finished handshake's session resumable. */
 void tls_free(SSL *ssl);
 
-/* "TLSv1.3", cipher name, resumed? into the conn's TLS facts. */
-const char *tls_version_name(const SSL *ssl);
-
 #endif

@@ -27,6 +27,10 @@
 
 #define WORKER_ACCEPT_BATCH  64	 /* accepts per readiness, for fairness */
 #define WORKER_DRAIN_POLL_MS 100 /* how often a draining worker looks */
+/* accept4 failing (out of descriptors): the listener stays readable, so
+ * its watch pauses until a connection closes or this time has passed. */
+#define WORKER_ACCEPT_PAUSE_MS 100
+#define WORKER_ACCEPT_WARN_MS  1000 /* at most one warning per second */
 
 struct worker_listener {
 	struct worker *worker;
@@ -34,6 +38,8 @@ struct worker_listener {
 	/* A copy: the generation it came from may be freed by a reload
 	 * (listen changes need a restart anyway). */
 	struct config_listen conf;
+	struct loop_timer resume; /* while paused */
+	bool paused;
 };
 
 struct worker {
@@ -59,6 +65,8 @@ struct worker {
 	uint64_t drain_deadline;
 	bool stopping;
 	atomic_bool done;
+	unsigned accept_failures; /* since the last warning */
+	uint64_t accept_warned_ms;
 };
 
 static void worker_accept_one(struct worker_listener *wl, int fd,
@@ -92,6 +100,52 @@ static void worker_accept_one(struct worker_listener *wl, int fd,
 	handshake_start(&w->hs, c, wl->conf.proxy_protocol);
 }
 
+static void worker_resume_listener(struct worker_listener *wl)
+{
+	if (!wl->paused)
+		return;
+	wl->paused = false;
+	loop_timer_cancel(wl->worker->loop, &wl->resume);
+	if (wl->watch.fd >= 0)
+		loop_watch_set(wl->worker->loop, &wl->watch, EPOLLIN);
+}
+
+static void worker_on_accept_resume(struct loop_timer *t)
+{
+	worker_resume_listener(container_of(t, struct worker_listener, resume));
+}
+
+/* A connection (or a lingering socket) was closed: a descriptor is free. */
+static void worker_on_conn_released(struct conn_list *l)
+{
+	struct worker *w = container_of(l, struct worker, hs.conns);
+	size_t i;
+
+	for (i = 0; i < w->n_listeners; i++)
+		worker_resume_listener(&w->listeners[i]);
+}
+
+static void worker_pause_listener(struct worker_listener *wl, int err)
+{
+	struct worker *w = wl->worker;
+	uint64_t now = loop_now_ms();
+
+	w->accept_failures++;
+	wl->paused = true;
+	loop_watch_set(w->loop, &wl->watch, 0);
+	loop_timer_arm(w->loop, &wl->resume, WORKER_ACCEPT_PAUSE_MS,
+		       worker_on_accept_resume);
+	if (w->accept_warned_ms &&
+	    now - w->accept_warned_ms < WORKER_ACCEPT_WARN_MS)
+		return;
+	log_warn("accept on %s: %s: not accepting for up to %u ms (%u "
+		 "failure(s) since the last warning)",
+		 wl->conf.addr.text, strerror(err), WORKER_ACCEPT_PAUSE_MS,
+		 w->accept_failures);
+	w->accept_failures = 0;
+	w->accept_warned_ms = now;
+}
+
 static void worker_on_accept(struct loop_watch *lw, uint32_t events)
 {
 	struct worker_listener *wl =
@@ -109,10 +163,8 @@ static void worker_on_accept(struct loop_watch *lw, uint32_t events)
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)
 				return;
-			/* EMFILE and friends: back off until a timer or
-			 * the next event rather than spin. */
-			log_warn("accept on %s: %s", wl->conf.addr.text,
-				 strerror(errno));
+			/* EMFILE and friends: back off rather than spin. */
+			worker_pause_listener(wl, errno);
 			return;
 		}
 		worker_accept_one(wl, fd, &peer, len);
@@ -130,6 +182,7 @@ static void worker_close_listeners(struct worker *w)
 
 		if (lw->fd < 0)
 			continue;
+		loop_timer_cancel(w->loop, &w->listeners[i].resume);
 		loop_watch_del(w->loop, lw);
 		close(lw->fd);
 		lw->fd = -1;
@@ -274,6 +327,8 @@ struct worker *worker_new(unsigned index, struct gen *g,
 	w->cmd_fd = -1;
 	w->loop = loop_new();
 	LIST_INIT(&w->hs.conns.head);
+	LIST_INIT(&w->hs.conns.lingering);
+	w->hs.conns.released = worker_on_conn_released;
 	w->hs.conns.loop = w->loop;
 	w->hs.conns.limits = shared->limits;
 	w->hs.conns.fleet = shared->fleet;
@@ -362,6 +417,7 @@ void worker_free(struct worker *w)
 		else
 			handshake_cancel(c);
 	}
+	conn_list_close_lingering(&w->hs.conns);
 	g = atomic_exchange(&w->pending_gen, NULL);
 	gen_unref(g);
 	gen_unref(w->gen);

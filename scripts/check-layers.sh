@@ -23,6 +23,7 @@ DIR=${1:-daemon}
 # what it may use plus one.
 LAYERS='
 log 0
+hex 0
 ready 0
 url 0
 loop 1

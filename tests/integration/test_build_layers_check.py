@@ -5,8 +5,10 @@ reintroduced: a lower module including a higher one's header (conn.c ->
 worker.h), a handler calling up into the HTTP server (files.c ->
 http_server_wake), two modules of one layer using each other (files.c ->
 proxy_handle). A new file whose module is not in the layer list is an
-error that says where to add it."""
+error that says where to add it. README's file table names exactly the
+files of daemon/."""
 
+import re
 import shutil
 import subprocess
 
@@ -76,3 +78,15 @@ def test_unknown_module_is_an_error(daemon_copy):
     assert r.returncode != 0
     assert "gadget.c: module unknown" in r.stdout
     assert '"gadget <layer>"' in r.stdout
+
+
+def test_readme_lists_every_daemon_file():
+    """README's Architecture file table names exactly the files of daemon/
+    (a new file needs a row: '| `x.c`, `x.h` | what it does |')."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| file | what |"):]
+    table = table[:table.index("\n\n")]
+    listed = set(re.findall(r"`([a-z0-9_]+\.[ch])`", table))
+    present = {p.name for p in (REPO / "daemon").iterdir() if p.suffix in (".c", ".h")}
+    assert not present - listed, f"README file table lacks {sorted(present - listed)}"
+    assert not listed - present, f"README file table names missing {sorted(listed - present)}"

@@ -62,6 +62,7 @@ static int setup(void **state)
 	assert_string_equal(limits_mode_name(f->limits), "userspace");
 	atomic_init(&f->open_conns, 0);
 	LIST_INIT(&f->list.head);
+	LIST_INIT(&f->list.lingering);
 	f->list.loop = loop_new();
 	assert_non_null(f->list.loop);
 	f->list.limits = f->limits;
@@ -80,6 +81,7 @@ static int teardown(void **state)
 	size_t i;
 
 	http_server_free(f->http);
+	conn_list_close_lingering(&f->list);
 	loop_free(f->list.loop);
 	limits_free(f->limits);
 	gen_unref(f->gen);

@@ -4,7 +4,7 @@
  * leaf with CN, O, DNS and URI SANs and a known serial; RFC 2253 escaping;
  * names that carry NUL or control characters; a real TLS handshake over a
  * BIO pair for identity_from_ssl (verified, unverified, no certificate,
- * resumed session); fingerprint normalisation.
+ * resumed session).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -622,62 +622,6 @@ static void test_fingerprint_hex(void **state)
 				 "27ae41e4649b934ca495991b7852b855");
 }
 
-static void test_normalise_fingerprint(void **state)
-{
-	static const char want[] = "ba7816bf8f01cfea414140de5dae2223"
-				   "b00361a396177a9cb410ff61f20015ad";
-	static const char *const good[] = {
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015"
-		"ad",
-		"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015"
-		"AD",
-		"BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:"
-		"96:17:7A:9C:B4:10:FF:61:F2:00:15:AD",
-		"sha256:"
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61"
-		"f20015ad",
-		"SHA256:BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:"
-		"61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD",
-	};
-	static const char *const bad[] = {
-		"",
-		"sha256:",
-		/* 63 and 65 digits */
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015"
-		"a",
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015"
-		"ad0",
-		/* a non-hex digit */
-		"ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015"
-		"ad",
-		/* spaces are not separators */
-		"ba "
-		"7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"
-		"d",
-		/* another digest's prefix */
-		"sha1:"
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f200"
-		"15ad",
-	};
-	char out[IDENTITY_FP_HEX_LEN + 1];
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		memset(out, 'x', sizeof(out));
-		assert_int_equal(identity_normalise_fingerprint(good[i], out),
-				 0);
-		assert_string_equal(out, want);
-	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		memset(out, 'x', sizeof(out));
-		assert_int_equal(identity_normalise_fingerprint(bad[i], out),
-				 -1);
-		assert_string_equal(out, "");
-	}
-	assert_int_equal(identity_normalise_fingerprint(NULL, out), -1);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,7 +636,6 @@ int main(void)
 		cmocka_unit_test(test_from_ssl_unverified),
 		cmocka_unit_test(test_from_ssl_resumed),
 		cmocka_unit_test(test_fingerprint_hex),
-		cmocka_unit_test(test_normalise_fingerprint),
 	};
 
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);

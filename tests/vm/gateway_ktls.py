@@ -210,6 +210,9 @@ root = {root}
 [location /health]
 return = 200 ok
 
+[location /metrics]
+metrics = yes
+
 [location /echo]
 proxy_pass = http://127.0.0.1:{upstream_port}/
 
@@ -363,6 +366,16 @@ def resumption(gw, certs, port):
         check_delta(tag + "-tls_stat", d, 2, 2)
 
 
+def metric(port, certs, name):
+    p = subprocess.run(["curl", "-sS", "--cacert", f"{certs}/ca.crt",
+                        "https://localhost:%d/metrics" % port],
+                       capture_output=True, timeout=60)
+    for line in p.stdout.decode(errors="replace").splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    return None
+
+
 def close_notify_and_keyupdate(gw, certs, port):
     # curl ends its connection with close_notify: under kTLS RX that is a
     # non-data record (recv fails with EIO); the gateway must just close.
@@ -415,8 +428,12 @@ def close_notify_and_keyupdate(gw, certs, port):
     result(tag + "-ends-connection-only", answers == 1 and alive and rc2 == 0,
            "answers before/after KeyUpdate: %d (want 1), alive %s, next curl %d"
            % (answers, alive, rc2))
-    logged = "keyupdate" in gw.stderr().lower() or "key update" in gw.stderr().lower()
-    result(tag + "-logged", logged, "no log line names the KeyUpdate")
+    logged = [x for x in gw.stderr().splitlines()
+              if "[warn]" in x and "keyupdate" in x.lower()]
+    result(tag + "-logged-warn", bool(logged), "no warning names the KeyUpdate")
+    n = metric(port, certs, "mtlsgw_ktls_key_update_closes_total")
+    result(tag + "-counted", n is not None and n >= 1,
+           "mtlsgw_ktls_key_update_closes_total = %s" % n)
     gw.new_access()
 
 
