@@ -57,6 +57,11 @@ static const struct config_enum config_enum_bpf_mode[] = {
 	{"off", CONFIG_BPF_OFF},
 	{NULL, 0}};
 
+static const struct config_enum config_enum_fleet_fail[] = {
+	{"static", CONFIG_FLEET_FAIL_STATIC},
+	{"local", CONFIG_FLEET_FAIL_LOCAL},
+	{NULL, 0}};
+
 #define CFG(f) offsetof(struct config, f)
 #define LOC(f) offsetof(struct config_location, f)
 #define UPS(f) offsetof(struct config_upstream, f)
@@ -167,6 +172,15 @@ static const struct config_keyword config_keywords[] = {
 	   .max = 1ull << 40, .limit_bit = CONFIG_LIMIT_BW_OUT),
 	KW("bandwidth_in", SEC_LIMITS, T_BANDWIDTH, LIM(bandwidth_in),
 	   .max = 1ull << 40, .limit_bit = CONFIG_LIMIT_BW_IN),
+	KW("fleet_max_conns", SEC_LIMITS, T_U64, LIM(fleet_max_conns),
+	   .max = UINT32_MAX, .limit_bit = CONFIG_LIMIT_FLEET_MAX_CONNS),
+	KW("fleet_req_rate", SEC_LIMITS, T_RATE, LIM(fleet_req_rate),
+	   .max = UINT32_MAX, .limit_bit = CONFIG_LIMIT_FLEET_REQ_RATE),
+	KW("fleet_bandwidth_out", SEC_LIMITS, T_BANDWIDTH,
+	   LIM(fleet_bandwidth_out), .max = 1ull << 40,
+	   .limit_bit = CONFIG_LIMIT_FLEET_BW_OUT),
+	KW("fleet_fail", SEC_LIMITS, T_ENUM, LIM(fleet_fail),
+	   .values = config_enum_fleet_fail),
 	KW("anonymous_prefix_v4", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v4),
 	   .flags = KW_CONFIG, .min = 0, .max = 32),
 	KW("anonymous_prefix_v6", SEC_LIMITS, T_UINT, CFG(anonymous_prefix_v6),
@@ -176,6 +190,18 @@ static const struct config_keyword config_keywords[] = {
 	   .values = config_enum_bpf_mode),
 	KW("instance", SEC_BPF, T_STRING, CFG(bpf_instance), .chars = "_-",
 	   .max_len = 32),
+	/* [fleet] */
+	KW("redis", SEC_FLEET, T_STRLIST, CFG(fleet_redis), .flags = KW_REPEAT),
+	KW("sentinel_master", SEC_FLEET, T_STRING, CFG(fleet_sentinel_master),
+	   .chars = "._-", .max_len = 64),
+	KW("password_file", SEC_FLEET, T_FILE, CFG(fleet_password_file)),
+	KW("sync_interval", SEC_FLEET, T_DURATION, CFG(fleet_sync_ms),
+	   .min = 10, .max = 10000),
+	KW("key_prefix", SEC_FLEET, T_STRING, CFG(fleet_key_prefix),
+	   .chars = ":._-", .max_len = 64),
+	KW("host_id", SEC_FLEET, T_STRING, CFG(fleet_host_id), .chars = "._-",
+	   .max_len = 64),
+	KW("required", SEC_FLEET, T_BOOL, CFG(fleet_required)),
 };
 
 _Static_assert(sizeof(config_keywords) / sizeof(config_keywords[0]) ==
@@ -520,7 +546,7 @@ static void config_open_section(struct config_ctx *ctx, char *s)
 	arg = config_trim(arg);
 
 	if (!strcmp(name, "server") || !strcmp(name, "tls") ||
-	    !strcmp(name, "bpf")) {
+	    !strcmp(name, "bpf") || !strcmp(name, "fleet")) {
 		if (*arg) {
 			config_error(ctx, ctx->lineno,
 				     "[%s] takes no argument (got '%s')", name,
@@ -535,6 +561,11 @@ static void config_open_section(struct config_ctx *ctx, char *s)
 			ctx->seen = &ctx->seen_tls;
 			if (!ctx->tls_line)
 				ctx->tls_line = ctx->lineno;
+		} else if (name[0] == 'f') {
+			ctx->sec = SEC_FLEET;
+			ctx->seen = &ctx->seen_fleet;
+			if (!ctx->cfg->fleet_line)
+				ctx->cfg->fleet_line = ctx->lineno;
 		} else {
 			ctx->sec = SEC_BPF;
 			ctx->seen = &ctx->seen_bpf;
@@ -548,7 +579,7 @@ static void config_open_section(struct config_ctx *ctx, char *s)
 	} else {
 		config_error(ctx, ctx->lineno,
 			     "unknown section [%s%s%s]: expected server, tls, "
-			     "location, upstream, limits or bpf",
+			     "location, upstream, limits, bpf or fleet",
 			     name, *arg ? " " : "", arg);
 	}
 }
@@ -726,8 +757,12 @@ static int config_defaults(struct config *cfg, const char *path)
 	cfg->anonymous_prefix_v6 = CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6;
 	cfg->bpf_mode = CONFIG_BPF_AUTO;
 	cfg->bpf_instance = strdup(CONFIG_DEFAULT_BPF_INSTANCE);
+	cfg->fleet_sync_ms = CONFIG_DEFAULT_FLEET_SYNC_MS;
+	cfg->fleet_key_prefix = strdup(CONFIG_DEFAULT_FLEET_KEY_PREFIX);
+	cfg->fleet_host_id = strdup("auto");
 	if (!cfg->dir || !cfg->access_log || !cfg->error_log ||
-	    !cfg->log_level || !cfg->bpf_instance)
+	    !cfg->log_level || !cfg->bpf_instance || !cfg->fleet_key_prefix ||
+	    !cfg->fleet_host_id)
 		return -1;
 	return 0;
 }
@@ -827,6 +862,11 @@ void config_free(struct config *cfg)
 	free(cfg->crl);
 	free(cfg->ocsp_responder);
 	free(cfg->bpf_instance);
+	config_strlist_free(&cfg->fleet_redis);
+	free(cfg->fleet_sentinel_master);
+	free(cfg->fleet_password_file);
+	free(cfg->fleet_key_prefix);
+	free(cfg->fleet_host_id);
 	free(cfg);
 }
 

@@ -43,6 +43,8 @@
 #define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V4	   32
 #define CONFIG_DEFAULT_ANONYMOUS_PREFIX_V6	   64
 #define CONFIG_MAX_UPSTREAM_SERVERS		   16
+#define CONFIG_DEFAULT_FLEET_SYNC_MS		   200
+#define CONFIG_DEFAULT_FLEET_KEY_PREFIX		   "mtlsgw:"
 /* SIGTERM: keep accepting (with /ready at 503) this long, then drain. */
 #define CONFIG_DEFAULT_DRAIN_DELAY_MS 0
 #define CONFIG_MAX_PROXY_FROM	      64
@@ -58,6 +60,9 @@ enum config_ktls { CONFIG_KTLS_AUTO, CONFIG_KTLS_ON, CONFIG_KTLS_OFF };
 enum config_bpf_mode { CONFIG_BPF_AUTO, CONFIG_BPF_REQUIRED, CONFIG_BPF_OFF };
 enum config_ocsp { CONFIG_OCSP_OFF, CONFIG_OCSP_LEAF, CONFIG_OCSP_CHAIN };
 enum config_ocsp_fail { CONFIG_OCSP_FAIL_CLOSED, CONFIG_OCSP_FAIL_OPEN };
+/* [limits] fleet_fail: what fleet limits become once Redis has been
+ * unreachable for longer than the hold time (daemon/fleet.h). */
+enum config_fleet_fail { CONFIG_FLEET_FAIL_STATIC, CONFIG_FLEET_FAIL_LOCAL };
 
 /* A socket address given as "127.0.0.1:8443", "[::1]:8443" or "*:8443". */
 struct config_addr {
@@ -130,6 +135,11 @@ struct config_upstream {
 #define CONFIG_LIMIT_REQ_BURST	(1u << 4)
 #define CONFIG_LIMIT_BW_OUT	(1u << 5)
 #define CONFIG_LIMIT_BW_IN	(1u << 6)
+
+/* The fleet-wide ones (daemon/fleet.h). */
+#define CONFIG_LIMIT_FLEET_MAX_CONNS (1u << 7)
+#define CONFIG_LIMIT_FLEET_REQ_RATE  (1u << 8)
+#define CONFIG_LIMIT_FLEET_BW_OUT    (1u << 9)
 struct config_limit {
 	char key[72]; /* "default", "anonymous" or 64 lowercase hex chars */
 	int line;
@@ -141,6 +151,11 @@ struct config_limit {
 	uint64_t req_burst;
 	uint64_t bandwidth_out; /* bytes per second */
 	uint64_t bandwidth_in;
+	/* Whole fleet (every gateway sharing [fleet] redis); 0 = none. */
+	uint64_t fleet_max_conns;
+	uint64_t fleet_req_rate;      /* per second, fixed 1 s windows */
+	uint64_t fleet_bandwidth_out; /* bytes per second, fixed windows */
+	int fleet_fail;		      /* enum config_fleet_fail; [limits] */
 };
 
 struct config {
@@ -205,6 +220,16 @@ struct config {
 	/* [bpf] */
 	enum config_bpf_mode bpf_mode;
 	char *bpf_instance;
+
+	/* [fleet]; fleet off when redis is empty */
+	struct config_strlist fleet_redis; /* host:port or unix:/path */
+	char *fleet_sentinel_master;	   /* redis = Sentinel addresses */
+	char *fleet_password_file;
+	unsigned fleet_sync_ms;
+	char *fleet_key_prefix;
+	char *fleet_host_id; /* "auto" => hostname */
+	bool fleet_required; /* /ready 503 while Redis is unreachable */
+	int fleet_line;	     /* of the [fleet] header, 0 if none */
 };
 
 /*

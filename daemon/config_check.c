@@ -27,6 +27,77 @@ static void config_inherit(struct config_limit *l, const struct config_limit *d)
 		l->bandwidth_out = d->bandwidth_out;
 	if (!(l->set & CONFIG_LIMIT_BW_IN))
 		l->bandwidth_in = d->bandwidth_in;
+	if (!(l->set & CONFIG_LIMIT_FLEET_MAX_CONNS))
+		l->fleet_max_conns = d->fleet_max_conns;
+	if (!(l->set & CONFIG_LIMIT_FLEET_REQ_RATE))
+		l->fleet_req_rate = d->fleet_req_rate;
+	if (!(l->set & CONFIG_LIMIT_FLEET_BW_OUT))
+		l->fleet_bandwidth_out = d->fleet_bandwidth_out;
+	l->fleet_fail = d->fleet_fail;
+}
+
+/* [fleet] redis: host:port or unix:/absolute/path; several only with
+ * sentinel_master (they are then the Sentinels). */
+static void config_check_fleet(struct config_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	int line = config_seen_line(&ctx->seen_fleet, SEC_FLEET, "redis");
+	struct config_addr a;
+	const char *why;
+
+	const struct config_limit *lims[] = {&cfg->limit_default,
+					     &cfg->limit_anonymous};
+	uint32_t fleet_bits = CONFIG_LIMIT_FLEET_MAX_CONNS |
+			      CONFIG_LIMIT_FLEET_REQ_RATE |
+			      CONFIG_LIMIT_FLEET_BW_OUT;
+	uint32_t set = lims[0]->set | lims[1]->set;
+
+	for (size_t i = 0; i < cfg->n_limit_overrides; i++)
+		set |= cfg->limit_overrides[i].set;
+	if (set & CONFIG_LIMIT_FLEET_BW_OUT)
+		config_error(ctx, ctx->limits_line ? ctx->limits_line : 1,
+			     "fleet_bandwidth_out is not supported yet (use "
+			     "the local bandwidth_out)");
+	if (lims[1]->set & fleet_bits)
+		config_error(ctx, ctx->anonymous_line,
+			     "fleet limits apply to certificates only, not in "
+			     "[limits anonymous]");
+	if (!cfg->fleet_line) {
+		if (set & fleet_bits)
+			config_error(ctx,
+				     ctx->limits_line ? ctx->limits_line : 1,
+				     "fleet_* limits need a [fleet] section "
+				     "with 'redis'");
+		return;
+	}
+	if (!cfg->fleet_redis.count && !line) {
+		config_error(ctx, cfg->fleet_line,
+			     "[fleet] needs 'redis = host:port' (or "
+			     "unix:/path)");
+		return;
+	}
+	for (size_t i = 0; i < cfg->fleet_redis.count; i++) {
+		const char *r = cfg->fleet_redis.items[i];
+
+		if (!strncmp(r, "unix:", 5)) {
+			if (r[5] != '/' || cfg->fleet_sentinel_master)
+				config_error(ctx, line,
+					     "redis = %s: expected "
+					     "unix:/absolute/path (and no "
+					     "sentinel_master)",
+					     r);
+		} else if (config_parse_addr(r, &a, &why) < 0 ||
+			   !strncmp(r, "*:", 2)) {
+			config_error(ctx, line,
+				     "redis = %s: expected host:port "
+				     "(IP address) or unix:/path",
+				     r);
+		}
+	}
+	if (cfg->fleet_redis.count > 1 && !cfg->fleet_sentinel_master)
+		config_error(ctx, line,
+			     "several 'redis' addresses are Sentinels: set "
+			     "'sentinel_master = NAME' in [fleet]");
 }
 
 static void config_check_location(struct config_ctx *ctx, size_t i)
@@ -179,6 +250,7 @@ void config_check(struct config_ctx *ctx)
 		cfg->workers = (unsigned)n;
 	}
 
+	config_check_fleet(ctx);
 	config_inherit(&cfg->limit_anonymous, &cfg->limit_default);
 	for (size_t i = 0; i < cfg->n_limit_overrides; i++)
 		config_inherit(&cfg->limit_overrides[i], &cfg->limit_default);

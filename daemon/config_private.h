@@ -26,6 +26,7 @@ enum config_section {
 	SEC_UPSTREAM,
 	SEC_LIMITS,
 	SEC_BPF,
+	SEC_FLEET,
 };
 
 enum config_type {
@@ -81,7 +82,7 @@ struct config_keyword {
 
 /* Entries in config_keywords[] (config.c); a _Static_assert there keeps
  * the two in step. */
-#define CONFIG_NKW 57
+#define CONFIG_NKW 68
 
 /* First line of each keyword within one section instance (0 = unset). */
 struct config_seen {
@@ -103,7 +104,7 @@ struct config_ctx {
 	struct config_limit *cur_limit; /* [limits ...] being read */
 	struct config_seen *seen;	/* of the current section */
 
-	struct config_seen seen_server, seen_tls, seen_bpf;
+	struct config_seen seen_server, seen_tls, seen_bpf, seen_fleet;
 	struct config_seen seen_limits, seen_anonymous;
 	struct config_seen *loc_seen; /* parallel to cfg->locations */
 	struct config_seen *up_seen;  /* parallel to cfg->upstreams */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "fleet.h"
 #include "ktls.h"
 #include "listener.h"
 #include "log.h"
@@ -153,6 +154,10 @@ void conn_close_socket(struct conn *c)
 		c->limits_bound = false;
 		limits_release(c->list->limits, c->fd);
 	}
+	if (c->fleet_bound) {
+		c->fleet_bound = false;
+		fleet_conn_close(c->list->fleet, c->fd);
+	}
 	if (!c->fd_mhd)
 		conn_linger(c->list, c->fd);
 	c->fd = -1;
@@ -186,6 +191,40 @@ void conn_unref(struct conn *c)
 		l->released(l);
 }
 
+/* Fleet-wide limits and the block list, decided in memory (fleet.h),
+ * after the local limits admitted the connection. */
+static void conn_admit_fleet(struct conn *c)
+{
+	struct fleet *f = c->list->fleet;
+	unsigned retry = 1;
+	int r;
+
+	if (!f || !c->id.verified || !c->id.fingerprint[0])
+		return;
+	r = fleet_conn_open(f, c->fd, c->id.fingerprint, &retry);
+	if (r == FLEET_OK) {
+		c->fleet_bound = true;
+	} else if (r == FLEET_BLOCKED) {
+		static struct log_ratelimit rl;
+
+		c->fleet_blocked = true;
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: sha256:%s is on the fleet block "
+				"list: 403",
+				c->peer_text, c->id.fingerprint);
+	} else {
+		static struct log_ratelimit rl;
+
+		metrics_inc(METRICS_CONNS_REFUSED_LIMITS);
+		c->limits_refused = true;
+		c->retry_after_s = retry ? retry : 1;
+		log_ratelimited(&rl, LOG_LVL_INFO,
+				"client %s: fleet connection limit reached "
+				"for %s: 429",
+				c->peer_text, c->id.fingerprint);
+	}
+}
+
 /* Per-identity connection limits, in the kernel when BPF is on. A refused
  * connection still reaches HTTP, where its first request is answered 429
  * with Retry-After and the connection closed: nothing is forwarded. */
@@ -195,12 +234,15 @@ void conn_admit(struct conn *c)
 	unsigned retry = 1;
 	int r;
 
-	if (!l)
+	if (!l) {
+		conn_admit_fleet(c);
 		return;
+	}
 	r = limits_admit(l, c->fd, &c->id, (const struct sockaddr *)&c->peer,
 			 c->peer_len, &retry);
 	if (r == 0) {
 		c->limits_bound = true;
+		conn_admit_fleet(c);
 		return;
 	}
 	/* Refused by a limit (1), for want of limiter state (2) or on an

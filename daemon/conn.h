@@ -25,6 +25,7 @@
 #include "limits.h"
 #include "loop.h"
 
+struct fleet;
 struct relay;
 struct conn_linger;
 
@@ -60,6 +61,7 @@ struct conn_list {
 	unsigned n;
 	struct loop *loop;
 	struct limits *limits;	 /* NULL: limits off */
+	struct fleet *fleet;	 /* NULL: no [fleet] */
 	atomic_uint *open_conns; /* process-wide: accepted, not yet freed */
 	LIST_HEAD(, conn_linger) lingering;
 	unsigned n_lingering;
@@ -79,8 +81,10 @@ struct conn {
 	bool fd_mhd;	   /* MHD owns fd (kTLS hand-off): it closes it */
 	int mhd_fd;	   /* the fd MHD serves (fd on kTLS, socketpair end) */
 	bool limits_bound; /* limits_admit() counted it: release once */
-	bool limits_refused;	  /* over a connection limit: 429, then close */
-	unsigned retry_after_s;	  /* for that 429 */
+	bool limits_refused;	/* over a connection limit: 429, then close */
+	bool fleet_bound;	/* fleet_conn_open() counted it: release once */
+	bool fleet_blocked;	/* on the fleet block list: 403, then close */
+	unsigned retry_after_s; /* for that 429 */
 	unsigned active_requests; /* requests under way (graceful drain) */
 	/* Client bytes forwarded since the last request began: non-zero with
 	 * no active request means a request started but is not complete. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "fleet.h"
 #include "http.h"
 #include "ktls.h"
 #include "limits.h"
@@ -299,6 +300,51 @@ static bool http_over_request_limit(struct http_request *rq)
 	return true;
 }
 
+/* Fleet-wide request rate (fleet.h), after the local one. */
+static int http_fleet_request(struct http_request *rq)
+{
+	struct fleet *f = rq->conn->list->fleet;
+	unsigned retry = 1;
+	int v;
+
+	if (!f || !rq->conn->fleet_bound || rq->conn->fd < 0)
+		return FLEET_OK;
+	v = fleet_request(f, rq->conn->fd, &retry);
+	if (v == FLEET_LIMITED) {
+		metrics_inc(METRICS_REQUESTS_LIMITED);
+		rq->retry_after_s = retry;
+	}
+	return v;
+}
+
+/* A certificate on the fleet block list: 403 to every request, and the
+ * connection is not kept. */
+static enum MHD_Result http_blocked(struct http_request *rq)
+{
+	static const char body[] =
+		"403 Forbidden: this client certificate is blocked\n";
+	struct MHD_Response *resp;
+
+	rq->note = "fleet block list";
+	resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	rq->bytes_out = strcmp(rq->method, "HEAD") ? sizeof(body) - 1 : 0;
+	return http_respond(rq, MHD_HTTP_FORBIDDEN, resp);
+}
+
+static bool http_is_blocked(struct http_request *rq)
+{
+	struct conn *c = rq->conn;
+
+	return c->fleet_blocked ||
+	       (c->fleet_bound && fleet_fd_blocked(c->list->fleet, c->fd));
+}
+
 static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind,
 					 const char *key, const char *value)
 {
@@ -371,6 +417,8 @@ static enum MHD_Result http_admit(struct http_request *rq)
 	char *path;
 	enum policy_verdict v;
 
+	if (http_is_blocked(rq))
+		return http_blocked(rq);
 	if (rq->conn->limits_refused) {
 		rq->retry_after_s = rq->conn->retry_after_s;
 		return http_too_many(rq, "connection limit");
@@ -406,6 +454,13 @@ static enum MHD_Result http_admit(struct http_request *rq)
 	if (http_over_request_limit(rq))
 		return http_refuse(rq, MHD_HTTP_TOO_MANY_REQUESTS, NULL,
 				   "request rate limit");
+	switch (http_fleet_request(rq)) {
+	case FLEET_LIMITED:
+		return http_refuse(rq, MHD_HTTP_TOO_MANY_REQUESTS, NULL,
+				   "fleet request rate limit");
+	case FLEET_BLOCKED:
+		return http_blocked(rq);
+	}
 	if (!rq->loc->proxy_upstream) {
 		cl = MHD_lookup_connection_value(
 			rq->mc, MHD_HEADER_KIND,

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "crl.h"
+#include "fleet.h"
 #include "ktls.h"
 #include "limits.h"
 #include "listener.h"
@@ -216,6 +217,7 @@ static void main_reload(struct gateway *gw)
 				 cfg->listen[k].addr.text);
 	if (cfg->ktls != old->ktls)
 		log_warn("reload: a ktls change needs a restart");
+	fleet_reload(gw->shared.fleet, cfg);
 	if (gw->shared.limits && limits_reload(gw->shared.limits, cfg) < 0)
 		log_error("reload: limits not updated (see above); the old "
 			  "limits stay in force");
@@ -447,6 +449,8 @@ int main(int argc, char **argv)
 	gw.shared.limits = limits_new(cfg);
 	if (!gw.shared.limits)
 		goto out;
+	if (fleet_new(cfg, &gw.shared.fleet) < 0)
+		goto out;
 	main_block_signals(&sigs);
 	main_raise_nofile();
 
@@ -479,6 +483,7 @@ out:
 	}
 	gen_unref(gw.gen);
 	crl_cleanup();
+	fleet_free(gw.shared.fleet);
 	limits_free(gw.shared.limits);
 	if (wrote_pid && unlink(pid_file) < 0 && errno != ENOENT)
 		log_info("pid_file %s left in place: %s", pid_file,

@@ -24,6 +24,14 @@ static int metrics_ktls_available;
 static const char *metrics_limits_mode = "off";
 static unsigned metrics_workers;
 
+/* More lines from a higher layer (fleet.c), which registers itself. */
+static _Atomic(metrics_writer) metrics_extra;
+
+void metrics_set_extra(metrics_writer w)
+{
+	atomic_store(&metrics_extra, w);
+}
+
 void metrics_add(enum metrics_counter c, unsigned long long n)
 {
 	atomic_fetch_add_explicit(&metrics_counters[c], n,
@@ -139,6 +147,7 @@ static void metrics_render_revocation(FILE *f)
 char *metrics_render(unsigned long long active, size_t *len)
 {
 	char *buf = malloc(METRICS_BUF_SIZE);
+	metrics_writer extra;
 	FILE *f;
 	size_t i;
 
@@ -212,6 +221,9 @@ char *metrics_render(unsigned long long active, size_t *len)
 	fprintf(f, "# TYPE mtlsgw_ready gauge\nmtlsgw_ready %d\n",
 		ready_blockers() == 0);
 	metrics_render_revocation(f);
+	extra = atomic_load(&metrics_extra);
+	if (extra)
+		extra(f);
 	fflush(f);
 	*len = (size_t)ftell(f);
 	fclose(f);

@@ -8,6 +8,7 @@
 #define MTLSGW_METRICS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum metrics_counter {
 	METRICS_HANDSHAKES_OK,
@@ -58,6 +59,11 @@ void metrics_count_status(unsigned status);
 /* Gauges set at start-up. */
 void metrics_set_info(int ktls_available, const char *limits_mode,
 		      unsigned workers);
+
+/* A module above this one adds its lines to /metrics by registering a
+ * writer (NULL to remove it); called from any worker thread. */
+typedef void (*metrics_writer)(FILE *out);
+void metrics_set_extra(metrics_writer w);
 
 /* Render everything plus ACTIVE (open connections) into a malloc'd buffer
  * (*len bytes); NULL on allocation failure. */

@@ -334,6 +334,7 @@ struct worker *worker_new(unsigned index, struct gen *g,
 	w->hs.conns.released = worker_on_conn_released;
 	w->hs.conns.loop = w->loop;
 	w->hs.conns.limits = shared->limits;
+	w->hs.conns.fleet = shared->fleet;
 	w->hs.conns.open_conns = &shared->connections;
 	w->hs.conns.max_conns = shared->max_connections;
 	w->hs.ktls_usable = shared->ktls_usable;

@@ -15,6 +15,7 @@
 #include "gen.h"
 
 struct limits;
+struct fleet;
 
 struct worker;
 
@@ -22,6 +23,7 @@ struct worker;
  * for the atomic counters. */
 struct worker_shared {
 	struct limits *limits;
+	struct fleet *fleet; /* NULL without [fleet] */
 	bool ktls_usable;
 	const char
 		*no_ktls_reason; /* static: "ktls off", "kernel has no ktls" */

@@ -12,6 +12,7 @@ libcmocka-dev python3 python3-pytest curl
 qemu-system-x86 cpio busybox-static kmod iproute2 systemd
 nginx-light wrk haproxy
 libclang-rt-14-dev
+redis-server redis-tools libhiredis-dev
 "
 
 missing=""

@@ -6,6 +6,12 @@
  * two readings: one second apart, or --watch SECONDS apart.
  *
  *   mtlsgw-stat [--instance NAME] [--json] [--watch SECONDS]
+ *   mtlsgw-stat --fleet [-c CONFIG] [--json]
+ *
+ * --fleet reads the fleet's totals from the Redis named in CONFIG's
+ * [fleet] instead: per certificate, the open connections and requests of
+ * the current 1 s window of the whole fleet, and which gateways
+ * contribute (key layout in daemon/fleet_private.h).
  *
  * Exit 0, 1 when the maps are absent or unreadable, 2 on a usage error.
  */
@@ -23,9 +29,14 @@
 
 #include "mtlsgw_abi.h"
 
+#include "daemon/config.h"
+#include "daemon/fleet_redis.h"
+
 #define STAT_DEFAULT_INSTANCE	 "default"
 #define STAT_ONESHOT_INTERVAL_MS 1000
 #define STAT_SHORT_FP		 16 /* hex digits shown in the table */
+#define STAT_DEFAULT_CONFIG	 "/etc/mtlsgw/mtlsgw.conf"
+#define STAT_FLEET_TIMEOUT_MS	 5000
 
 struct stat_row {
 	struct mtlsgw_id id;
@@ -281,11 +292,139 @@ static void stat_print_json(const char *instance, const struct stat_sample *s,
 	fflush(stdout);
 }
 
+/* ---- --fleet */
+
+/* One P{FP}:hosts reply: print the fresh hosts, count their connections. */
+static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
+			   long long now_ms, int json, int first)
+{
+	redisReply *h, *w;
+	long long act, ct, rt, ts, total = 0, win = 0;
+	char key[200];
+	size_t i;
+	int n = 0;
+
+	h = redisCommand(c, "HGETALL %s{%s}:hosts", prefix, fp);
+	w = redisCommand(c, "HMGET %s{%s}:win w n", prefix, fp);
+	if (!h || h->type != REDIS_REPLY_ARRAY)
+		goto out;
+	if (w && w->type == REDIS_REPLY_ARRAY && w->elements == 2 &&
+	    w->element[0]->type == REDIS_REPLY_STRING &&
+	    w->element[1]->type == REDIS_REPLY_STRING &&
+	    atoll(w->element[0]->str) == now_ms / 1000)
+		win = atoll(w->element[1]->str);
+	for (i = 0; i + 1 < h->elements; i += 2)
+		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
+			   &ct, &rt, &ts) == 4 &&
+		    ts >= now_ms)
+			total += act;
+	if (json)
+		printf("%s{\"fingerprint\":\"%s\",\"conns_active\":%lld,"
+		       "\"requests_window\":%lld,\"hosts\":{",
+		       first ? "" : ",", fp, total, win);
+	else
+		printf("%-64s %8lld %8lld  ", fp, total, win);
+	for (i = 0; i + 1 < h->elements; i += 2) {
+		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
+			   &ct, &rt, &ts) != 4 ||
+		    ts < now_ms)
+			continue;
+		snprintf(key, sizeof(key), "%s", h->element[i]->str);
+		if (json)
+			printf("%s\"%s\":{\"conns_active\":%lld,"
+			       "\"conns_total\":%lld,\"requests\":%lld}",
+			       n ? "," : "", key, act, ct, rt);
+		else
+			printf("%s%s=%lld/%lld", n ? " " : "", key, act, rt);
+		n++;
+	}
+	printf(json ? "}}" : "\n");
+out:
+	if (h)
+		freeReplyObject(h);
+	if (w)
+		freeReplyObject(w);
+}
+
+static int stat_fleet(const char *conf, int json)
+{
+	struct config *cfg = NULL;
+	redisContext *c = NULL;
+	redisReply *r = NULL, *t;
+	char err[512], cursor[32] = "0", match[160];
+	long long now_ms;
+	size_t i, plen;
+	int rc = 1, first = 1;
+
+	if (config_load(conf, stderr, &cfg) < 0)
+		return 1;
+	c = fleet_redis_from_config(cfg, STAT_FLEET_TIMEOUT_MS, err,
+				    sizeof(err));
+	if (!c) {
+		fprintf(stderr, "mtlsgw-stat: redis: %s\n", err);
+		goto out;
+	}
+	t = redisCommand(c, "TIME");
+	if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+		fprintf(stderr, "mtlsgw-stat: redis: TIME: %s\n", c->errstr);
+		if (t)
+			freeReplyObject(t);
+		goto out;
+	}
+	now_ms = atoll(t->element[0]->str) * 1000 +
+		 atoll(t->element[1]->str) / 1000;
+	freeReplyObject(t);
+	snprintf(match, sizeof(match), "%s{*}:hosts", cfg->fleet_key_prefix);
+	plen = strlen(cfg->fleet_key_prefix);
+	if (json)
+		printf("{\"fleet\":[");
+	else
+		printf("%-64s %8s %8s  %s\n", "IDENTITY", "CONNS", "REQ/WIN",
+		       "HOSTS (host=conns/requests)");
+	do {
+		r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor,
+				 match);
+		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			fprintf(stderr, "mtlsgw-stat: redis: SCAN: %s\n",
+				r && r->type == REDIS_REPLY_ERROR ? r->str
+								  : c->errstr);
+			goto out;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (i = 0; i < r->element[1]->elements; i++) {
+			const char *k = r->element[1]->element[i]->str;
+			char fp[65];
+
+			/* PREFIX{FP}:hosts */
+			if (strlen(k) != plen + 1 + 64 + 7)
+				continue;
+			memcpy(fp, k + plen + 1, 64);
+			fp[64] = 0;
+			stat_fleet_one(c, cfg->fleet_key_prefix, fp, now_ms,
+				       json, first);
+			first = 0;
+		}
+		freeReplyObject(r);
+		r = NULL;
+	} while (strcmp(cursor, "0"));
+	if (json)
+		printf("]}\n");
+	rc = 0;
+out:
+	if (r)
+		freeReplyObject(r);
+	if (c)
+		redisFree(c);
+	config_free(cfg);
+	return rc;
+}
+
 static void stat_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mtlsgw-stat [--instance NAME] [--json] "
 		"[--watch SECONDS]\n"
+		"       mtlsgw-stat --fleet [-c CONFIG] [--json]\n"
 		"Per-client-certificate counters of a running mtlsgw, from "
 		"%s/NAME/%s\n(NAME defaults to \"%s\", the [bpf] instance "
 		"of the gateway's config).\n",
@@ -309,8 +448,12 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"watch", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
+		{"fleet", no_argument, NULL, 'f'},
+		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *conf = STAT_DEFAULT_CONFIG;
+	int fleet = 0;
 	struct stat_sample prev, cur, tmp;
 	const char *instance = STAT_DEFAULT_INSTANCE;
 	double watch = 0, interval;
@@ -319,8 +462,14 @@ int main(int argc, char **argv)
 
 	memset(&prev, 0, sizeof(prev));
 	memset(&cur, 0, sizeof(cur));
-	while ((c = getopt_long(argc, argv, "i:jw:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:jw:hc:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'f':
+			fleet = 1;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
 		case 'i':
 			instance = optarg;
 			break;
@@ -349,6 +498,8 @@ int main(int argc, char **argv)
 		stat_usage(stderr);
 		return 2;
 	}
+	if (fleet)
+		return stat_fleet(conf, json);
 	fd = stat_open(instance);
 	if (fd < 0)
 		return 1;

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connecting to the fleet's Redis, shared by the gateway's sync thread
+ * (daemon/fleet_sync.c) and the tools (mtlsgw-ctl, mtlsgw-stat --fleet):
+ * one address, or the primary the Sentinels name; AUTH; timeouts.
+ */
+#ifndef MTLSGW_FLEET_REDIS_H
+#define MTLSGW_FLEET_REDIS_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+/* ADDR "unix:/path", "host:port" or "[v6]:port"; AUTH with PASSWORD if
+ * not NULL. NULL on failure, with the reason (never the password) in
+ * ERR. */
+redisContext *fleet_redis_dial(const char *addr, const char *password,
+			       unsigned timeout_ms, char *err, size_t n);
+
+/*
+ * The primary: ADDRS[0], or with SENTINEL_MASTER the one the Sentinels
+ * ADDRS name (asked in turn; it must answer ROLE master). WHERE gets its
+ * address.
+ */
+redisContext *fleet_redis_primary(char *const *addrs, size_t n_addrs,
+				  const char *sentinel_master,
+				  const char *password, unsigned timeout_ms,
+				  char *where, size_t wn, char *err, size_t n);
+
+/* The first line of PATH, malloc'd (wipe and free it); NULL with ERR. */
+char *fleet_redis_password(const char *path, char *err, size_t n);
+
+/* Wipe and free a password from fleet_redis_password(). */
+void fleet_redis_password_free(char *pw);
+
+/* The primary CFG's [fleet] names (tools). */
+redisContext *fleet_redis_from_config(const struct config *cfg,
+				      unsigned timeout_ms, char *err, size_t n);
+
+#endif
