@@ -684,6 +684,19 @@ static int files_root_fd(const void *cfg, const char *root)
 	return fd;
 }
 
+void files_thread_cleanup(void)
+{
+	int i;
+
+	for (i = 0; i < FILES_ROOT_SLOTS; i++) {
+		if (!files_roots[i].path)
+			continue;
+		close(files_roots[i].fd);
+		free(files_roots[i].path);
+		files_roots[i].path = NULL;
+	}
+}
+
 enum files_dir {
 	FILES_DIR_INDEX,    /* *FD, *ST: the directory's index file */
 	FILES_DIR_ANSWERED, /* *R: redirect to "dir/", or 403 (no index) */

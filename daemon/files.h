@@ -27,4 +27,8 @@ const char *files_mime_type(const char *name);
 int files_parse_range(const char *value, unsigned long long size,
 		      unsigned long long *first, unsigned long long *last);
 
+/* Close the calling thread's cached root directories (a worker, as its
+ * thread ends). */
+void files_thread_cleanup(void);
+
 #endif

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "files.h"
 #include "handshake.h"
 #include "http.h"
 #include "listener.h"
@@ -310,6 +311,7 @@ static void *worker_main(void *arg)
 			handshake_cancel(c);
 	}
 	ASYNC_cleanup_thread();
+	files_thread_cleanup();
 	atomic_store(&w->done, true);
 	return NULL;
 }
