@@ -240,6 +240,10 @@ struct config {
 int config_load(const char *path, FILE *errors, struct config **out);
 void config_free(struct config *cfg);
 
+/* "sha256:AB:CD:..", "abcd..." -> 64 lowercase hex digits in OUT (colons
+ * ignored, as openssl x509 -fingerprint prints them); -1 if not that. */
+int config_normalise_fingerprint(const char *in, char out[65]);
+
 /* The upstream a location proxies to, or NULL. */
 const struct config_upstream *config_find_upstream(const struct config *cfg,
 						   const char *name);

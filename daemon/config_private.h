@@ -121,7 +121,6 @@ int config_seen_line(const struct config_seen *seen, enum config_section sec,
 int config_add_upstream(struct config_ctx *ctx, const char *name, int line);
 
 /* config_values.c */
-int config_normalise_fingerprint(const char *in, char out[65]);
 bool config_name_ok(const char *s, const char *extra, size_t max_len);
 bool config_has_space_or_ctl(const char *s);
 int config_parse_addr(const char *s, struct config_addr *a, const char **why);

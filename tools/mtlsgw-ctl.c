@@ -12,13 +12,11 @@
  * its open connections down. Exit 0, 1 on a Redis or config error, 2 on
  * a usage error.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "daemon/config.h"
@@ -40,24 +38,6 @@ static void ctl_usage(FILE *out)
 		"DURATION: N[s|m|h|d]; CONFIG (default %s) names Redis in "
 		"[fleet]\n",
 		CTL_DEFAULT_CONFIG);
-}
-
-/* "sha256:AB:CD..." or bare hex -> 64 lowercase hex digits; -1 if not. */
-static int ctl_fingerprint(const char *in, char out[CTL_FP_LEN + 1])
-{
-	size_t n = 0;
-
-	if (!strncasecmp(in, "sha256:", 7))
-		in += 7;
-	for (; *in; in++) {
-		if (*in == ':')
-			continue;
-		if (!isxdigit((unsigned char)*in) || n == CTL_FP_LEN)
-			return -1;
-		out[n++] = (char)tolower((unsigned char)*in);
-	}
-	out[n] = 0;
-	return n == CTL_FP_LEN ? 0 : -1;
 }
 
 /* "90", "90s", "15m", "1h", "7d" -> seconds; -1 if bad. */
@@ -183,7 +163,7 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (!strcmp(cmd, "block") || !strcmp(cmd, "unblock")) {
 		if (optind + 2 != argc ||
-		    ctl_fingerprint(argv[optind + 1], fp)) {
+		    config_normalise_fingerprint(argv[optind + 1], fp)) {
 			fprintf(stderr,
 				"mtlsgw-ctl: %s needs one sha256:FP (64 "
 				"hex digits)\n",
