@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
 TARGETS=${*:-proxyproto path config http_framing proxy_head proxy_chunked}
-PKGS="libmicrohttpd inih openssl libbpf"
+PKGS="libmicrohttpd inih openssl libbpf hiredis"	# as the Makefile's PKGS
 OUT=build/fuzz
 make -s build/mtlsgw >/dev/null # generates build/*.skel.h for limits_bpf.c
 mkdir -p "$OUT/obj"
