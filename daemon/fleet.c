@@ -9,6 +9,12 @@
  * itself since reaches the limit, so the overshoot is what the other
  * gateways admit between two syncs: at most sync_interval x the
  * identity's fleet-wide rate (README, "Fleet").
+ *
+ * fleet_bandwidth_out uses the same windows over the bytes the BPF
+ * programs count per identity (cert_stats bytes_out, read by the sync
+ * thread for the identities active since the last sync): once the fleet's
+ * bytes in the window reach it, requests get 429 until the window ends.
+ * Responses under way are not cut (the local bandwidth_out shapes them).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +27,7 @@
 #include "fleet.h"
 #include "fleet_private.h"
 #include "fleet_redis.h"
+#include "limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "ready.h"
@@ -30,8 +37,8 @@ static _Atomic int fleet_m_enabled;
 static _Atomic int fleet_m_connected;
 static _Atomic unsigned long long fleet_m_syncs, fleet_m_sync_us,
 	fleet_m_last_sync_us, fleet_m_errors, fleet_m_ref_conns,
-	fleet_m_ref_reqs, fleet_m_ref_blocked, fleet_m_identities,
-	fleet_m_blocks;
+	fleet_m_ref_reqs, fleet_m_ref_bytes, fleet_m_ref_blocked,
+	fleet_m_identities, fleet_m_blocks;
 
 uint64_t fleet_now_ms(void)
 {
@@ -303,6 +310,11 @@ static struct fleet_entry *fleet_get(struct fleet *f, const char *fp,
 		return NULL;
 	}
 	snprintf(e->fp, sizeof(e->fp), "%s", fp);
+	/* Count its bytes from now on: what cert_stats holds from before
+	 * (earlier connections, an earlier run) was pushed then, or is not
+	 * ours to push. One syscall, for a new identity only. */
+	if (f->limits)
+		limits_bytes_out(f->limits, fp, &e->b_seen);
 	e->next = f->chains[c];
 	f->chains[c] = e;
 	atomic_fetch_add(&f->n_entries, 1);
@@ -402,6 +414,7 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	pthread_mutex_t *lock;
 	uint64_t now = fleet_now_ms(), known, tight;
 	int fail, mode, v = FLEET_OK;
+	bool bytes = false;
 
 	*retry_after_s = 1;
 	if (fd < 0 || (size_t)fd >= f->n_fds || !(e = atomic_load(&f->fds[fd])))
@@ -440,10 +453,20 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 		   e->lw_req >= fleet_share(f, e, lim.req_rate)) {
 		v = FLEET_LIMITED;
 	}
-	if (v == FLEET_OK && lim.req_rate && mode == 1 &&
+	/* Bytes: only the sync thread reads them, so the decision is on
+	 * the fleet's count at the last sync (ours included). */
+	if (v == FLEET_OK && lim.bandwidth_out && mode == 1 &&
+	    now < e->v_win_end_ms && e->v_bytes >= lim.bandwidth_out) {
+		v = FLEET_LIMITED;
+		bytes = true;
+		*retry_after_s =
+			(unsigned)((e->v_win_end_ms - now + 999) / 1000);
+	}
+	if (v == FLEET_OK && (lim.req_rate || lim.bandwidth_out) && mode == 1 &&
 	    (!e->v_ms || now - e->v_ms > fleet_view_ttl(f)) &&
 	    (tight = fleet_tight_until(f, true, e->fp)) > now) {
 		v = FLEET_LIMITED; /* no view here, at the limit elsewhere */
+		bytes = !lim.req_rate;
 		*retry_after_s = (unsigned)((tight - now + 999) / 1000);
 	}
 	e->last_ms = now;
@@ -456,8 +479,21 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	if (*retry_after_s < 1)
 		*retry_after_s = 1;
 	if (v == FLEET_LIMITED)
-		atomic_fetch_add(&fleet_m_ref_reqs, 1);
+		atomic_fetch_add(bytes ? &fleet_m_ref_bytes : &fleet_m_ref_reqs,
+				 1);
 	return v;
+}
+
+void fleet_bytes_take(struct fleet *f, struct fleet_entry *e)
+{
+	uint64_t cur;
+
+	if (!f->limits || limits_bytes_out(f->limits, e->fp, &cur) < 0)
+		return;
+	/* Less than before: cert_stats (an LRU) evicted the entry and
+	 * counts again from zero. */
+	e->d_bytes += cur >= e->b_seen ? cur - e->b_seen : cur;
+	e->b_seen = cur;
 }
 
 bool fleet_fd_blocked(struct fleet *f, int fd)
@@ -528,6 +564,7 @@ void fleet_metrics_write(FILE *out)
 		"# TYPE mtlsgw_fleet_refused_total counter\n"
 		"mtlsgw_fleet_refused_total{reason=\"max_conns\"} %llu\n"
 		"mtlsgw_fleet_refused_total{reason=\"req_rate\"} %llu\n"
+		"mtlsgw_fleet_refused_total{reason=\"bandwidth_out\"} %llu\n"
 		"mtlsgw_fleet_refused_total{reason=\"blocked\"} %llu\n",
 		atomic_load(&fleet_m_connected),
 		(double)atomic_load(&fleet_m_last_sync_us) / 1e6,
@@ -535,6 +572,7 @@ void fleet_metrics_write(FILE *out)
 		atomic_load(&fleet_m_syncs), atomic_load(&fleet_m_errors),
 		atomic_load(&fleet_m_identities), atomic_load(&fleet_m_blocks),
 		atomic_load(&fleet_m_ref_conns), atomic_load(&fleet_m_ref_reqs),
+		atomic_load(&fleet_m_ref_bytes),
 		atomic_load(&fleet_m_ref_blocked));
 }
 
@@ -596,8 +634,23 @@ oom:
 	return -1;
 }
 
-int fleet_new(const struct config *cfg, struct fleet **out)
+/* Whether CFG sets fleet_bandwidth_out anywhere. */
+static bool fleet_has_bytes_limit(const struct config *cfg)
 {
+	size_t i;
+
+	if (cfg->limit_default.fleet_bandwidth_out)
+		return true;
+	for (i = 0; i < cfg->n_limit_overrides; i++)
+		if (cfg->limit_overrides[i].fleet_bandwidth_out)
+			return true;
+	return false;
+}
+
+int fleet_new(const struct config *cfg, struct limits *lim, struct fleet **out)
+{
+	uint64_t probe;
+
 	struct fleet *f;
 	size_t i;
 
@@ -618,6 +671,14 @@ int fleet_new(const struct config *cfg, struct fleet **out)
 	atomic_init(&f->last_ok_ms, fleet_now_ms());
 	if (fleet_setup(f, cfg) < 0)
 		goto bad;
+	if (lim && limits_bytes_out(lim, "", &probe) == 0)
+		f->limits = lim;
+	else if (fleet_has_bytes_limit(cfg))
+		log_warn(
+			"fleet: fleet_bandwidth_out is NOT enforced: it counts "
+			"the bytes the BPF programs meter, and limits run in "
+			"%s mode",
+			limits_mode_name(lim));
 	atomic_store(&fleet_m_enabled, 1);
 	metrics_set_extra(fleet_metrics_write);
 	if (fleet_sync_start(f) < 0)
