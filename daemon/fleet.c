@@ -372,7 +372,7 @@ int fleet_conn_open(struct fleet *f, int fd, const char *fp,
 	if (!e) {
 		/* Refuse rather than let an untracked identity past a fleet
 		 * limit; without one there is nothing to track. */
-		if (!lim.max_conns && !lim.req_rate)
+		if (!lim.max_conns && !lim.req_rate && !lim.bandwidth_out)
 			return FLEET_OK;
 		atomic_fetch_add(&fleet_m_ref_conns, 1);
 		return FLEET_LIMITED;
