@@ -461,6 +461,11 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 		bytes = true;
 		*retry_after_s =
 			(unsigned)((e->v_win_end_ms - now + 999) / 1000);
+	} else if (v == FLEET_OK && lim.bandwidth_out && mode == 0 &&
+		   now - e->lb_start_ms < 1000 &&
+		   e->lb_bytes >= fleet_share(f, e, lim.bandwidth_out)) {
+		v = FLEET_LIMITED;
+		bytes = true;
 	}
 	if (v == FLEET_OK && (lim.req_rate || lim.bandwidth_out) && mode == 1 &&
 	    (!e->v_ms || now - e->v_ms > fleet_view_ttl(f)) &&
@@ -486,14 +491,62 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 
 void fleet_bytes_take(struct fleet *f, struct fleet_entry *e)
 {
-	uint64_t cur;
+	uint64_t cur, d, now = fleet_now_ms();
+	pthread_mutex_t *lock;
 
 	if (!f->limits || limits_bytes_out(f->limits, e->fp, &cur) < 0)
 		return;
 	/* Less than before: cert_stats (an LRU) evicted the entry and
 	 * counts again from zero. */
-	e->d_bytes += cur >= e->b_seen ? cur - e->b_seen : cur;
+	d = cur >= e->b_seen ? cur - e->b_seen : cur;
+	e->d_bytes += d;
 	e->b_seen = cur;
+	lock = fleet_lock_of(f, e->fp);
+	pthread_mutex_lock(lock);
+	if (now - e->lb_start_ms >= 1000) {
+		e->lb_start_ms = now;
+		e->lb_bytes = 0;
+	}
+	e->lb_bytes += d;
+	pthread_mutex_unlock(lock);
+}
+
+void fleet_bytes_local(struct fleet *f)
+{
+	struct fleet_entry *e, **list = NULL, **more;
+	size_t c, n = 0, cap = 0, want;
+	pthread_mutex_t *lock;
+	bool oom = false;
+
+	if (!f->limits)
+		return;
+	/* Collect under the stripe locks, read without them: entries are
+	 * freed by this thread only. */
+	for (c = 0; c < FLEET_CHAINS && !oom; c++) {
+		if (!f->chains[c])
+			continue;
+		lock = &f->stripes[c % FLEET_STRIPES];
+		pthread_mutex_lock(lock);
+		for (e = f->chains[c]; e; e = e->next) {
+			if (!e->active)
+				continue;
+			if (n == cap) {
+				want = cap ? 2 * cap : 256;
+				more = realloc(list, want * sizeof(*list));
+				if (!more) {
+					oom = true; /* read what we have */
+					break;
+				}
+				list = more;
+				cap = want;
+			}
+			list[n++] = e;
+		}
+		pthread_mutex_unlock(lock);
+	}
+	for (c = 0; c < n; c++)
+		fleet_bytes_take(f, list[c]);
+	free(list);
 }
 
 bool fleet_fd_blocked(struct fleet *f, int fd)

@@ -72,8 +72,10 @@ struct fleet_entry {
 	uint64_t inflight;  /* requests the push under way carries */
 	uint64_t req_total; /* ours, since we first saw it */
 	uint64_t conns_total;
-	uint64_t lw_start_ms, lw_req; /* local 1 s window (static shares) */
-	uint64_t last_ms;	      /* last local activity */
+	uint64_t lw_start_ms, lw_req;	/* local 1 s window (static shares) */
+	uint64_t lb_start_ms, lb_bytes; /* its bytes, as the sync thread
+					 * reads them */
+	uint64_t last_ms;		/* last local activity */
 	/* Bytes out, from cert_stats (fleet_bytes_take); the sync thread's
 	 * alone, but for b_seen, set once by the worker that creates it. */
 	uint64_t b_seen;      /* cert_stats bytes_out at the last read */
@@ -162,6 +164,9 @@ bool fleet_is_blocked(struct fleet *f, const char *fp);
 /* Sync thread: add the bytes out E's cert_stats entry counted since the
  * last read to E->d_bytes. */
 void fleet_bytes_take(struct fleet *f, struct fleet_entry *e);
+/* Sync thread, Redis unreachable: the same for every identity with an
+ * open connection (the static fallback's shares decide on it). */
+void fleet_bytes_local(struct fleet *f);
 /* Swap in a new block list (takes NEW) and shut down the connections of
  * identities it blocks. */
 void fleet_set_blocks(struct fleet *f, struct fleet_blocks *nb);

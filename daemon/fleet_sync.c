@@ -648,6 +648,8 @@ static void *fleet_sync_main(void *arg)
 			break;
 		fleet_sync_step(f, f->conn);
 		fleet_sync_state(f);
+		if (!f->conn->c)
+			fleet_bytes_local(f);
 	}
 	return NULL;
 }

@@ -136,9 +136,10 @@ def run_load(conns, path, seconds):
     return got, time.monotonic() - t0, all(retry_ok)
 
 
-def reload(gw, limit):
-    text = gw.conf.read_text().replace("fleet_bandwidth_out = 1G",
+def reload(gw, limit, old="1G"):
+    text = gw.conf.read_text().replace(f"fleet_bandwidth_out = {old}",
                                        f"fleet_bandwidth_out = {limit}")
+    assert text != gw.conf.read_text()
     gw.conf.write_text(text)
     before = len(gw.stderr())
     gw.send_signal(signal.SIGHUP)
@@ -193,3 +194,44 @@ def test_fleet_bandwidth_limit(three_instances, gateway_factory, redis_factory,
         assert wait_until(lambda: c.get(big_file).status == 200, timeout=5)
     for c in conns:
         c.close()
+
+
+def until_refused(conn, path, seconds):
+    """Download PATH until a 429 (returned), or None after SECONDS."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        r = conn.get(path)
+        if r.status == 429:
+            return r
+        assert r.status == 200, r.status
+    return None
+
+
+@pytest.mark.timeout(120)
+def test_fleet_bandwidth_redis_gone(instance, gateway_factory, redis_factory,
+                                    big_file):
+    """Redis gone past the hold time: fleet_fail = static keeps a share of
+    fleet_bandwidth_out on each gateway (bytes read from cert_stats go on
+    without Redis); fleet_fail = local drops it."""
+    redis = redis_factory()
+    gw = gateway_factory(locations=[METRICS_LOC],
+                         extra=limits_config(instance)
+                         + fleet_extra(redis.port, "gws", sync="50ms",
+                                       limits={"fleet_bandwidth_out": "1M",
+                                               "fleet_fail": "static"}))
+    wait_synced([gw])
+    redis.kill()
+    assert wait_until(lambda: "unreachable for more than" in gw.stderr(), 15), \
+        gw.stderr()[-2000:]
+    c = KeepAlive(gw, "client1")
+    r = until_refused(c, big_file, 15)
+    assert r is not None, "static fallback never refused"
+    assert int(r.header("Retry-After", "0")) >= 1
+    assert metrics(gw)['mtlsgw_fleet_refused_total{reason="bandwidth_out"}'] >= 1
+    # Served again once the window rolls.
+    assert wait_until(lambda: c.get(big_file).status == 200, timeout=5)
+    reload(gw, "1M\nfleet_fail = local", old="1M\nfleet_fail = static")
+    before = metrics(gw)['mtlsgw_fleet_refused_total{reason="bandwidth_out"}']
+    assert until_refused(c, big_file, 3) is None
+    assert metrics(gw)['mtlsgw_fleet_refused_total{reason="bandwidth_out"}'] == before
+    c.close()
