@@ -270,6 +270,9 @@ def receive_until_closed(sock, timeout=IO_TIMEOUT, limit=1 << 24):
         except ssl.SSLEOFError:
             return Received(data, "eof")
         except ssl.SSLError as e:
+            # Python 3.11 raises a plain SSLError for OpenSSL 3's error.
+            if e.reason == "UNEXPECTED_EOF_WHILE_READING":
+                return Received(data, "eof")
             return Received(data, f"ssl error: {e}")
         except ConnectionResetError:
             return Received(data, "reset")
