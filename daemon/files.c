@@ -797,10 +797,9 @@ enum MHD_Result files_handle(struct http_request *rq)
 		rq->note = "not a regular file";
 		return http_respond_text(rq, 403, "403 Forbidden\n");
 	}
-	/* MHD wants a blocking descriptor (regular files never block).
-	 * O_NONBLOCK is the only status flag set at open: clear them all,
-	 * no F_GETFL needed. */
-	fcntl(fd, F_SETFL, 0);
+	/* O_NONBLOCK from the open stays: it changes nothing for a regular
+	 * file (reads and sendfile from the page cache never say EAGAIN),
+	 * and clearing it was one system call per request. */
 	return files_send(rq, fd, &st, name);
 
 fail:

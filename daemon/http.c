@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,7 +24,7 @@
 #include "proxy.h"
 #include "ready.h"
 
-#define HTTP_MIN_CONN_MEMORY (32 * 1024)
+#define HTTP_MIN_CONN_MEMORY (8 * 1024)
 #define HTTP_PATH_MAX	     4096
 
 struct http_server {
@@ -736,7 +738,12 @@ struct http_server *http_server_new(struct loop *l, struct gen *g,
 	struct http_server *s = calloc(1, sizeof(*s));
 	const struct config *cfg = g->cfg;
 	const union MHD_DaemonInfo *info;
-	size_t mem = cfg->max_header_size * 2;
+	/* MHD's per-connection pool holds the request head (read buffer and
+	 * header list), then the response head. It is zeroed whole after
+	 * every request (MHD 0.9.75), so all of it stays resident on an idle
+	 * keep-alive connection: size it to what max_header_size needs (half
+	 * again for the header list and the response head), not twice. */
+	size_t mem = cfg->max_header_size + cfg->max_header_size / 2;
 
 	if (!s)
 		return NULL;
@@ -803,4 +810,23 @@ void http_server_free(struct http_server *s)
 	loop_timer_cancel(s->loop, &s->timer);
 	gen_unref(s->gen);
 	free(s);
+}
+
+/*
+ * libmicrohttpd 0.9.75 sets TCP_NODELAY and TCP_CORK around every send and
+ * learns that a socket is not TCP only from EINVAL, ENOPROTOOPT or
+ * ENOTSOCK (MHD_add_connection ignores the address family it is given).
+ * Linux answers EOPNOTSUPP for an AF_UNIX socket, so on the relay's
+ * socketpair MHD never learns: four failing system calls per response.
+ * This definition in the executable takes the place of libc's for MHD
+ * too; it only rewords that one answer, so MHD stops asking after the
+ * first try on each connection. Every other call is passed through as is.
+ */
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	long r = syscall(SYS_setsockopt, fd, level, name, val, len);
+
+	if (r < 0 && errno == EOPNOTSUPP && level == IPPROTO_TCP)
+		errno = EINVAL;
+	return (int)r;
 }
