@@ -32,8 +32,10 @@ struct filecache_file {
 	char rel[FILECACHE_PATH_MAX];
 };
 
-static _Thread_local struct filecache_root filecache_roots[FILECACHE_ROOT_SLOTS];
-static _Thread_local struct filecache_file filecache_files[FILECACHE_FILE_SLOTS];
+static _Thread_local struct filecache_root
+	filecache_roots[FILECACHE_ROOT_SLOTS];
+static _Thread_local struct filecache_file
+	filecache_files[FILECACHE_FILE_SLOTS];
 static _Thread_local bool filecache_ready; /* fd fields set to -1 */
 
 static uint64_t filecache_now_ms(void)

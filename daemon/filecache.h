@@ -5,9 +5,9 @@
  * so a small file that is asked for again costs a pread() instead of
  * openat2(), fstat() and close(). Per worker thread, no locks; bounded
  * (FILECACHE_ROOT_SLOTS roots, FILECACHE_FILE_SLOTS files); an entry is
- * for one configuration generation (a reload misses) and lives FILECACHE_TTL_MS: a
- * file replaced or removed on disk is served as before for at most that
- * long, as with a new open.
+ * for one configuration generation (a reload misses) and lives
+ * FILECACHE_TTL_MS: a file replaced or removed on disk is served as before for
+ * at most that long, as with a new open.
  */
 #ifndef MTLSGW_FILECACHE_H
 #define MTLSGW_FILECACHE_H
@@ -21,7 +21,8 @@
 #define FILECACHE_PATH_MAX   256 /* longer relative paths are not cached */
 
 /* An O_PATH descriptor of ROOT owned by the cache (the caller does not
- * close it), or -1 with errno. GEN is the configuration generation it is for. */
+ * close it), or -1 with errno. GEN is the configuration generation it is for.
+ */
 int filecache_root_fd(unsigned gen, const char *root);
 
 /* The cached descriptor of REL under ROOT (owned by the cache: do not

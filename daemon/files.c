@@ -31,7 +31,7 @@
 #define FILES_LOG_PATH_MAX 200 /* path bytes shown in an error-log line */
 /* A cached file up to this size is answered from memory (files_send). */
 #define FILES_SMALL_MAX (32 * 1024)
-#define FILES_ALLOW	   "GET, HEAD"
+#define FILES_ALLOW	"GET, HEAD"
 
 static const char *const files_days[7] = {"Sun", "Mon", "Tue", "Wed",
 					  "Thu", "Fri", "Sat"};
@@ -545,7 +545,8 @@ static struct MHD_Response *files_small_response(int fd, size_t size,
 		*stale = true;
 		return NULL;
 	}
-	resp = MHD_create_response_from_buffer(size, buf, MHD_RESPMEM_MUST_FREE);
+	resp = MHD_create_response_from_buffer(size, buf,
+					       MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		free(buf);
 	return resp;

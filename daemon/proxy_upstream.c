@@ -452,9 +452,9 @@ proxy_head_response(struct proxy_req *pr, bool upgrading,
 		 * sends head and body in one write, so the relay reads and
 		 * encrypts one record instead of two, and the upstream
 		 * connection goes back to the pool at once. */
-		resp = MHD_create_response_from_buffer(
-			(size_t)f->length, pr->ibuf + pr->ioff,
-			MHD_RESPMEM_MUST_COPY);
+		resp = MHD_create_response_from_buffer((size_t)f->length,
+						       pr->ibuf + pr->ioff,
+						       MHD_RESPMEM_MUST_COPY);
 		if (resp) {
 			pr->ioff = pr->ilen;
 			pr->remaining = 0;
