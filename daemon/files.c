@@ -29,9 +29,10 @@
 #define FILES_DATE_LEN	   64  /* IMF-fixdate is 29; room for odd years */
 #define FILES_OPEN_RETRIES 4   /* openat2 EAGAIN: a rename raced the walk */
 #define FILES_LOG_PATH_MAX 200 /* path bytes shown in an error-log line */
+#define FILES_ALLOW	   "GET, HEAD"
+
 /* A cached file up to this size is answered from memory (files_send). */
 #define FILES_SMALL_MAX (32 * 1024)
-#define FILES_ALLOW	"GET, HEAD"
 
 static const char *const files_days[7] = {"Sun", "Mon", "Tue", "Wed",
 					  "Thu", "Fri", "Sat"};
@@ -517,7 +518,6 @@ static int files_not_modified(struct http_request *rq, const struct stat *st)
 	return st->st_mtime <= t;
 }
 
-/* FD is an open regular file; it is always consumed. */
 /* A descriptor MHD may own and close: FD itself, or a duplicate of the
  * cache's. -1 (errno) if that failed. */
 static int files_fd_for_mhd(int fd, bool cached)
@@ -553,9 +553,9 @@ static struct MHD_Response *files_small_response(int fd, size_t size,
 }
 
 /*
- * Answer with regular file FD. CACHED: FD is the open-file cache's (never
- * closed here); then *STALE says the file changed under the cache and
- * nothing was answered.
+ * Answer with regular file FD, which is consumed unless CACHED: then it is
+ * the open-file cache's (never closed here), and *STALE says the file
+ * changed under the cache and nothing was answered.
  */
 static enum MHD_Result files_send(struct http_request *rq, int fd,
 				  const struct stat *st, const char *name,

@@ -44,9 +44,10 @@ struct relay {
 	int write_wants; /* same, for SSL_write */
 	bool app_write_blocked;
 	/* The socket may have bytes to read: set by its epoll event, cleared
-	 * by a read that found nothing (or, for MHD's end, a short read: MHD
-	 * runs on this thread, so nothing can arrive in between). Saves the
-	 * read that would only say EAGAIN. */
+	 * by a read that found nothing or a short read (for MHD's end, MHD
+	 * runs on this thread, so nothing can arrive in between; for the
+	 * client's, epoll is level-triggered). Saves the read that would
+	 * only say EAGAIN. */
 	bool tls_readable;
 	bool app_readable;
 	bool client_eof; /* close_notify or EOF from the client */
