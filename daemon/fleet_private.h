@@ -78,6 +78,7 @@ struct fleet_entry {
 	uint64_t v_active;     /* fleet open connections */
 	uint32_t v_my_active;  /* ours as pushed with it */
 	uint32_t v_hosts;      /* gateways contributing */
+	uint64_t down_ms; /* cluster: its node unreachable since; 0 = not */
 };
 
 /* Identities at a fleet limit somewhere: sorted, until our clock. */
@@ -113,6 +114,7 @@ struct fleet {
 	char host_id[80];
 	unsigned sync_ms, hold_ms, timeout_ms;
 	bool required; /* READY_FLEET while Redis is unreachable */
+	bool cluster;  /* redis = Cluster seed nodes (fleet_cluster.h) */
 
 	pthread_rwlock_t lims_lock;
 	struct fleet_limits *lims;

@@ -11,8 +11,13 @@
  * once. On an error it drops both connections and reconnects with
  * exponential back-off; the deltas it could not push are pushed later.
  *
- * hiredis 0.14 has no Cluster client: the gateway talks to one primary
- * (directly, or found through Sentinel) and does not follow MOVED.
+ * One primary (directly, or found through Sentinel), or with
+ * [fleet] cluster = yes a Redis Cluster (fleet_cluster.h): each identity's
+ * script goes to its slot's primary, all nodes' pipelines are written
+ * before any is read, MOVED refreshes the slot map and ASK is followed
+ * with ASKING, both retried once at once; an unreachable node holds back
+ * only its identities (fleet_entry.down_ms) unless it serves {blocks} or
+ * {index}, which the gateway needs whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fleet_cluster.h"
 #include "fleet_private.h"
 #include "fleet_redis.h"
 #include "log.h"
@@ -68,8 +74,18 @@ struct fleet_item {
 	uint64_t tight_conns, tight_reqs;
 };
 
+/* A cluster reply to retry: item I on NODE, after ASKING if ASK. */
+struct fleet_retry {
+	size_t i;
+	int node;
+	bool ask;
+};
+
 struct fleet_conn {
-	redisContext *c, *sub;
+	redisContext *c, *sub; /* cluster: C is the {blocks} node's */
+	struct fleet_cluster *cl;
+	struct fleet_retry *retry; /* FLEET_BATCH of them */
+	bool partial; /* cluster: some identities were not synced */
 	char sha[48];
 	char where[160];
 	unsigned backoff_ms;
@@ -82,33 +98,117 @@ struct fleet_conn {
 
 static void fleet_sync_drop(struct fleet_conn *fc)
 {
-	if (fc->c)
+	if (fc->cl)
+		fleet_cluster_free(fc->cl); /* its nodes' connections, C too */
+	else if (fc->c)
 		redisFree(fc->c);
+	fc->cl = NULL;
 	if (fc->sub)
 		redisFree(fc->sub);
 	fc->c = fc->sub = NULL;
+}
+
+/* SCRIPT LOAD on C (at WHERE): 0, or -1 with ERR. */
+static int fleet_sync_load(struct fleet_conn *fc, redisContext *c,
+			   const char *where, char *err, size_t n)
+{
+	redisReply *r = redisCommand(c, "SCRIPT LOAD %s", fleet_sync_lua);
+
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		snprintf(err, n, "%s: SCRIPT LOAD: %s", where,
+			 r && r->type == REDIS_REPLY_ERROR ? r->str
+							   : c->errstr);
+		if (r)
+			freeReplyObject(r);
+		return -1;
+	}
+	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* Cluster node I failed (WHY): its identities wait for it. */
+static void fleet_sync_node_down(struct fleet *f, struct fleet_conn *fc, int i,
+				 const char *why, bool first)
+{
+	fc->partial = true;
+	if (first)
+		log_warn("fleet: redis cluster node %s unreachable (%s): its "
+			 "identities keep their last fleet state for %u ms, "
+			 "then fleet_fail applies to them; reconnecting with "
+			 "back-off",
+			 fleet_cluster_addr(fc->cl, (size_t)i), why,
+			 f->hold_ms);
+}
+
+/* Before a cluster round: refresh a stale slot map, connect the primaries
+ * due (loading the script), find the {blocks} node. 0, or -1 with ERR. */
+static int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
+				      char *err, size_t n)
+{
+	char key[160], e2[256];
+	size_t i;
+	int rc, b;
+
+	if (fleet_cluster_stale(fc->cl) &&
+	    fleet_cluster_refresh(fc->cl, err, n) < 0 &&
+	    !fleet_cluster_n_nodes(fc->cl))
+		return -1;
+	for (i = 0; i < fleet_cluster_n_nodes(fc->cl); i++) {
+		rc = fleet_cluster_connect(fc->cl, (int)i, e2, sizeof(e2));
+		if (rc < 0 && e2[0])
+			fleet_sync_node_down(f, fc, (int)i, e2, rc == -2);
+		if (rc < 1)
+			continue;
+		if (fleet_sync_load(fc, fleet_cluster_ctx(fc->cl, (int)i),
+				    fleet_cluster_addr(fc->cl, i), e2,
+				    sizeof(e2)) < 0) {
+			fleet_sync_node_down(
+				f, fc, (int)i, e2,
+				fleet_cluster_fail(fc->cl, (int)i));
+		} else if (rc == 2) {
+			log_warn("fleet: redis cluster node %s reachable again",
+				 fleet_cluster_addr(fc->cl, i));
+		}
+	}
+	snprintf(key, sizeof(key), "%s{blocks}:list", f->prefix);
+	b = fleet_cluster_node_of(fc->cl, key);
+	fc->c = fleet_cluster_ctx(fc->cl, b);
+	snprintf(fc->where, sizeof(fc->where), "%s",
+		 fleet_cluster_addr(fc->cl, (size_t)b));
+	if (!fc->c) {
+		snprintf(err, n, "cluster node %s (serving {blocks}) is down",
+			 fc->where);
+		return -1;
+	}
+	return 0;
 }
 
 static int fleet_sync_connect(struct fleet *f, struct fleet_conn *fc, char *err,
 			      size_t n)
 {
 	char channel[128];
-	redisReply *r;
+	redisReply *r = NULL;
 
-	fc->c = fleet_redis_primary(f->redis, f->n_redis, f->sentinel_master,
-				    f->password, f->timeout_ms, fc->where,
-				    sizeof(fc->where), err, n);
-	if (!fc->c)
-		return -1;
-	r = redisCommand(fc->c, "SCRIPT LOAD %s", fleet_sync_lua);
-	if (!r || r->type != REDIS_REPLY_STRING) {
-		snprintf(err, n, "%s: SCRIPT LOAD: %s", fc->where,
-			 r && r->type == REDIS_REPLY_ERROR ? r->str
-							   : fc->c->errstr);
-		goto bad;
+	if (f->cluster) {
+		fc->cl = fleet_cluster_new(f->redis, f->n_redis, f->password,
+					   f->timeout_ms);
+		if (!fc->cl) {
+			snprintf(err, n, "out of memory");
+			return -1;
+		}
+		if (fleet_sync_cluster_prepare(f, fc, err, n) < 0)
+			goto bad_noreply;
+	} else {
+		fc->c = fleet_redis_primary(
+			f->redis, f->n_redis, f->sentinel_master, f->password,
+			f->timeout_ms, fc->where, sizeof(fc->where), err, n);
+		if (!fc->c)
+			return -1;
+		if (fleet_sync_load(fc, fc->c, fc->where, err, n) < 0)
+			goto bad_noreply;
 	}
-	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
-	freeReplyObject(r);
+	/* In a Cluster, PUBLISH reaches the subscribers of every node. */
 	fc->sub =
 		fleet_redis_dial(fc->where, f->password, f->timeout_ms, err, n);
 	if (!fc->sub)
@@ -205,8 +305,41 @@ static void fleet_sync_restore(struct fleet *f, struct fleet_conn *fc,
 	}
 }
 
+/* The connection IT's keys live on: the one, or in a cluster its slot's
+ * primary (NODE; NULL while that node is unreachable). */
+static redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc,
+				    const struct fleet_item *it, int *node)
+{
+	char key[160];
+
+	*node = -1;
+	if (!fc->cl)
+		return fc->c;
+	snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, it->e->fp);
+	*node = fleet_cluster_node_of(fc->cl, key);
+	return fleet_cluster_ctx(fc->cl, *node);
+}
+
+/* Item I was not synced: its deltas go with the next sync; DOWN: its
+ * node is unreachable (the hold time starts). */
+static void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc,
+				size_t i, bool down)
+{
+	struct fleet_entry *e = fc->items[i].e;
+	pthread_mutex_t *lock =
+		&f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
+
+	fc->partial = true;
+	pthread_mutex_lock(lock);
+	e->d_req += e->inflight;
+	e->inflight = 0;
+	if (down && !e->down_ms)
+		e->down_ms = fleet_now_ms();
+	pthread_mutex_unlock(lock);
+}
+
 static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
-			      const struct fleet_item *it)
+			      redisContext *c, const struct fleet_item *it)
 {
 	char k1[160], k2[160], a[5][24];
 	const char *argv[12];
@@ -231,7 +364,7 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 	argv[9] = a[3];
 	argv[10] = a[4];
 	argv[11] = FLEET_HOSTS_TTL_STR;
-	redisAppendCommandArgv(fc->c, 12, argv, NULL);
+	redisAppendCommandArgv(c, 12, argv, NULL);
 }
 
 /* "EXPIRES CREATED REASON": blocked unless EXPIRES is past NOW. */
@@ -288,6 +421,7 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 	lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
 	pthread_mutex_lock(lock);
 	e->inflight = 0;
+	e->down_ms = 0;
 	e->v_req = (uint64_t)r->element[0]->integer;
 	e->v_active = (uint64_t)r->element[1]->integer;
 	e->v_hosts = (uint32_t)r->element[2]->integer;
@@ -301,10 +435,11 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 }
 
 /* Append the marks of the identities found at a limit, the expiry and
- * read of both tight sets, the block list and TIME; returns how many
- * replies to read (the last two: block list, TIME). */
-static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc, size_t n,
-			      uint64_t rms)
+ * read of both tight sets (on CI, the {index} node), the block list and
+ * TIME (on fc->c); returns how many replies to read (the last two, from
+ * fc->c: block list, TIME). */
+static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc,
+			      redisContext *ci, size_t n, uint64_t rms)
 {
 	char kc[160], kr[160], kb[160];
 	size_t i, k = 0;
@@ -316,26 +451,26 @@ static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc, size_t n,
 		struct fleet_item *it = &fc->items[i];
 
 		if (it->tight_conns) {
-			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kc,
+			redisAppendCommand(ci, "ZADD %s GT %llu %s", kc,
 					   (unsigned long long)it->tight_conns,
 					   it->e->fp);
 			k++;
 		}
 		if (it->tight_reqs) {
-			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kr,
+			redisAppendCommand(ci, "ZADD %s GT %llu %s", kr,
 					   (unsigned long long)it->tight_reqs,
 					   it->e->fp);
 			k++;
 		}
 	}
 	/* Past entries go (RMS: Redis time of this sync, 0 if unknown). */
-	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kc,
+	redisAppendCommand(ci, "ZREMRANGEBYSCORE %s -inf (%llu", kc,
 			   (unsigned long long)rms);
-	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kr,
+	redisAppendCommand(ci, "ZREMRANGEBYSCORE %s -inf (%llu", kr,
 			   (unsigned long long)rms);
-	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kc,
+	redisAppendCommand(ci, "ZRANGE %s 0 %d WITHSCORES", kc,
 			   FLEET_MAX_BLOCKS - 1);
-	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kr,
+	redisAppendCommand(ci, "ZRANGE %s 0 %d WITHSCORES", kr,
 			   FLEET_MAX_BLOCKS - 1);
 	redisAppendCommand(fc->c, "HGETALL %s", kb);
 	redisAppendCommand(fc->c, "TIME");
@@ -405,14 +540,103 @@ static bool fleet_sync_reply_ok(const redisReply *r)
 	return true;
 }
 
+/* Cluster: a MOVED or ASK reply to item I? Then note it for the retry
+ * (NR of them so far). */
+static bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
+				  const redisReply *r, size_t i, size_t *nr)
+{
+	char addr[FLEET_CLUSTER_ADDR_LEN];
+	unsigned slot;
+	int kind = fleet_cluster_redirect(r, &slot, addr, sizeof(addr));
+
+	if (!kind)
+		return false;
+	log_debug("fleet: sha256:%s: %s", fc->items[i].e->fp, r->str);
+	if (!fc->retry &&
+	    !(fc->retry = calloc(FLEET_BATCH, sizeof(*fc->retry)))) {
+		fleet_sync_unsynced(f, fc, i, false);
+		return true;
+	}
+	fc->retry[*nr] = (struct fleet_retry){
+		.i = i,
+		.ask = kind == 2,
+		.node = fleet_cluster_node_by_addr(fc->cl, addr),
+	};
+	if (kind == 1 || fc->retry[*nr].node < 0)
+		fleet_cluster_set_stale(fc->cl);
+	(*nr)++;
+	return true;
+}
+
+/* Cluster: send the NR redirected items once more, each to the node its
+ * reply named (ASK: after ASKING) or, after MOVED, to its slot's primary
+ * in the refreshed map; what fails again waits for the next sync. */
+static void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
+			     uint64_t *rms)
+{
+	char err[256];
+	redisContext *c;
+	redisReply *r;
+	size_t k;
+	int node;
+
+	if (fleet_cluster_stale(fc->cl) &&
+	    fleet_sync_cluster_prepare(f, fc, err, sizeof(err)) < 0)
+		log_debug("fleet: %s", err); /* then the tail fails too */
+	for (k = 0; k < nr; k++) {
+		struct fleet_retry *t = &fc->retry[k];
+
+		if (!t->ask)
+			fleet_sync_ctx(f, fc, &fc->items[t->i], &t->node);
+		if (!(c = fleet_cluster_ctx(fc->cl, t->node)))
+			continue;
+		if (t->ask)
+			redisAppendCommand(c, "ASKING");
+		fleet_sync_append(f, fc, c, &fc->items[t->i]);
+	}
+	fleet_cluster_flush(fc->cl);
+	for (k = 0; k < nr; k++) {
+		struct fleet_retry *t = &fc->retry[k];
+
+		r = NULL;
+		node = t->node;
+		c = fleet_cluster_ctx(fc->cl, node);
+		if (c && t->ask && redisGetReply(c, (void **)&r) == REDIS_OK) {
+			freeReplyObject(r);
+			r = NULL;
+		}
+		if (c && !c->err && redisGetReply(c, (void **)&r) != REDIS_OK)
+			fleet_sync_node_down(f, fc, node, c->errstr,
+					     fleet_cluster_fail(fc->cl, node));
+		if (fleet_sync_reply_ok(r)) {
+			fleet_sync_apply(f, &fc->items[t->i], r,
+					 fleet_now_ms());
+			if ((uint64_t)r->element[4]->integer > *rms)
+				*rms = (uint64_t)r->element[4]->integer;
+		} else {
+			fleet_sync_unsynced(f, fc, t->i, !c);
+		}
+		if (r)
+			freeReplyObject(r);
+	}
+}
+
 /* One sync: 0, or -1 with ERR set (then reconnect). */
 static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 			    size_t en)
 {
-	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails;
+	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails, nr;
 	redisReply *r = NULL, *list = NULL, *tc = NULL, *tr = NULL;
+	redisContext *c, *ci = fc->c;
 	uint64_t now, rms = 0;
+	char key[160];
+	int node;
 
+	fc->partial = false;
+	if (fc->cl && fleet_sync_cluster_prepare(f, fc, err, en) < 0) {
+		fleet_sync_restore(f, fc, 0, n);
+		return -1;
+	}
 	do {
 		if (atomic_load(&f->stop)) { /* shutting down: do not wait */
 			fleet_sync_restore(f, fc, done, n);
@@ -421,11 +645,41 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		}
 		end = n - done > FLEET_BATCH ? done + FLEET_BATCH : n;
 		for (i = done; i < end; i++)
-			fleet_sync_append(f, fc, &fc->items[i]);
-		for (i = done; i < end; i++) {
-			if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
-				goto io;
+			if ((c = fleet_sync_ctx(f, fc, &fc->items[i], &node)))
+				fleet_sync_append(f, fc, c, &fc->items[i]);
+		if (fc->cl) /* every node at work before any is read */
+			fleet_cluster_flush(fc->cl);
+		for (i = done, nr = 0; i < end; i++) {
+			c = fleet_sync_ctx(f, fc, &fc->items[i], &node);
+			if (!c) { /* cluster: its node is unreachable */
+				fleet_sync_unsynced(f, fc, i, true);
+				continue;
+			}
+			if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+				if (!fc->cl)
+					goto io;
+				fleet_sync_node_down(
+					f, fc, node, c->errstr,
+					fleet_cluster_fail(fc->cl, node));
+				fleet_sync_unsynced(f, fc, i, true);
+				continue;
+			}
 			now = fleet_now_ms();
+			if (fc->cl && fleet_sync_redirected(f, fc, r, i, &nr)) {
+				freeReplyObject(r);
+				continue;
+			}
+			if (fc->cl && !fleet_sync_reply_ok(r)) {
+				/* e.g. TRYAGAIN while its slot migrates */
+				log_debug("fleet: sha256:%s: %s",
+					  fc->items[i].e->fp,
+					  r->type == REDIS_REPLY_ERROR
+						  ? r->str
+						  : "(not 5 integers)");
+				freeReplyObject(r);
+				fleet_sync_unsynced(f, fc, i, false);
+				continue;
+			}
 			if (!fleet_sync_reply_ok(r)) {
 				snprintf(err, en, "%s: unexpected reply: %s",
 					 fc->where,
@@ -441,12 +695,27 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 				rms = (uint64_t)r->element[4]->integer;
 			freeReplyObject(r);
 		}
+		if (nr)
+			fleet_sync_retry(f, fc, nr, &rms);
 		done = end;
 	} while (done < n);
+	if (fc->cl) {
+		/* fc->c may have changed with a refreshed map */
+		snprintf(key, sizeof(key), "%s{index}:tight_conns", f->prefix);
+		ci = fleet_cluster_ctx(fc->cl,
+				       fleet_cluster_node_of(fc->cl, key));
+		if (!ci || !fc->c) {
+			snprintf(err, en, "cluster node serving {%s} is down",
+				 ci ? "blocks" : "index");
+			goto bad;
+		}
+	}
 	/* Then one more round trip: marks, the sets, the block list. */
-	tails = fleet_sync_tail(f, fc, n, rms);
+	tails = fleet_sync_tail(f, fc, ci, n, rms);
+	if (fc->cl)
+		fleet_cluster_flush(fc->cl);
 	for (i = 0; i + 2 < tails; i++) {
-		if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
+		if (redisGetReply(ci, (void **)&r) != REDIS_OK)
 			goto io;
 		if (i == tails - 4)
 			tc = r; /* ZRANGE tight_conns */
@@ -475,11 +744,15 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		freeReplyObject(tc);
 	if (tr)
 		freeReplyObject(tr);
+	if (fc->partial) /* some identities wait for their node */
+		fleet_metric_sync(0, false);
 	fleet_metric_connected(true, atomic_load(&f->n_entries), 0);
 	return 0;
 io:
 	snprintf(err, en, "%s: %s", fc->where,
-		 fc->c->errstr[0] ? fc->c->errstr : "connection lost");
+		 fc->c->errstr[0] ? fc->c->errstr
+		 : ci->errstr[0]  ? ci->errstr
+				  : "connection lost");
 	fleet_sync_restore(f, fc, done, n);
 bad:
 	if (tc)
@@ -665,6 +938,7 @@ void fleet_sync_stop(struct fleet *f)
 	}
 	if (f->conn) {
 		fleet_sync_drop(f->conn);
+		free(f->conn->retry);
 		free(f->conn->items);
 		free(f->conn);
 		f->conn = NULL;

@@ -9,8 +9,10 @@
  *
  * block and unblock write P{blocks}:list and publish on P{blocks}:events:
  * every gateway of the fleet answers 403 to that certificate and shuts
- * its open connections down. Exit 0, 1 on a Redis or config error, 2 on
- * a usage error.
+ * its open connections down. With [fleet] cluster = yes it asks the
+ * Cluster which primary serves the {blocks} slot and talks to that one
+ * (PUBLISH there reaches every node's subscribers). Exit 0, 1 on a Redis
+ * or config error, 2 on a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "daemon/config.h"
+#include "daemon/fleet_cluster.h"
 #include "daemon/fleet_redis.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
 	char err[512];
 	long long ttl = 0, now = (long long)time(NULL);
 	struct config *cfg = NULL;
+	struct fleet_cluster *cl = NULL;
 	redisContext *c = NULL;
 	int o, rc = 1;
 
@@ -183,14 +187,22 @@ int main(int argc, char **argv)
 	}
 	if (config_load(conf, stderr, &cfg) < 0)
 		return 1;
-	c = fleet_redis_from_config(cfg, CTL_TIMEOUT_MS, err, sizeof(err));
+	snprintf(list, sizeof(list), "%s{blocks}:list", cfg->fleet_key_prefix);
+	snprintf(chan, sizeof(chan), "%s{blocks}:events",
+		 cfg->fleet_key_prefix);
+	if (cfg->fleet_cluster) {
+		cl = fleet_cluster_from_config(cfg, CTL_TIMEOUT_MS, err,
+					       sizeof(err));
+		c = cl ? fleet_cluster_ctx_for(cl, list, err, sizeof(err))
+		       : NULL;
+	} else {
+		c = fleet_redis_from_config(cfg, CTL_TIMEOUT_MS, err,
+					    sizeof(err));
+	}
 	if (!c) {
 		fprintf(stderr, "mtlsgw-ctl: redis: %s\n", err);
 		goto out;
 	}
-	snprintf(list, sizeof(list), "%s{blocks}:list", cfg->fleet_key_prefix);
-	snprintf(chan, sizeof(chan), "%s{blocks}:events",
-		 cfg->fleet_key_prefix);
 	if (!strcmp(cmd, "list")) {
 		rc = ctl_list(c, list);
 		goto out;
@@ -213,7 +225,9 @@ int main(int argc, char **argv)
 	       !strcmp(cmd, "block") ? "blocked" : "unblocked");
 	rc = 0;
 out:
-	if (c)
+	if (cl)
+		fleet_cluster_free(cl); /* C is one of its connections */
+	else if (c)
 		redisFree(c);
 	config_free(cfg);
 	return rc;
