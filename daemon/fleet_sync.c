@@ -141,6 +141,17 @@ static void fleet_sync_node_down(struct fleet *f, struct fleet_conn *fc, int i,
 			 f->hold_ms);
 }
 
+/* Cluster node I's connection C broke: drop it (and C with it). */
+static void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
+				 const redisContext *c)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s",
+		 c->errstr[0] ? c->errstr : "connection lost");
+	fleet_sync_node_down(f, fc, i, why, fleet_cluster_fail(fc->cl, i));
+}
+
 /* Before a cluster round: refresh a stale slot map, connect the primaries
  * due (loading the script), find the {blocks} node. 0, or -1 with ERR. */
 static int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
@@ -579,6 +590,7 @@ static void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
 	redisReply *r;
 	size_t k;
 	int node;
+	bool ok;
 
 	if (fleet_cluster_stale(fc->cl) &&
 	    fleet_sync_cluster_prepare(f, fc, err, sizeof(err)) < 0)
@@ -601,13 +613,19 @@ static void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
 		r = NULL;
 		node = t->node;
 		c = fleet_cluster_ctx(fc->cl, node);
-		if (c && t->ask && redisGetReply(c, (void **)&r) == REDIS_OK) {
-			freeReplyObject(r);
+		ok = c != NULL;
+		if (ok && t->ask) { /* the ASKING reply */
+			ok = redisGetReply(c, (void **)&r) == REDIS_OK;
+			if (r)
+				freeReplyObject(r);
 			r = NULL;
 		}
-		if (c && !c->err && redisGetReply(c, (void **)&r) != REDIS_OK)
-			fleet_sync_node_down(f, fc, node, c->errstr,
-					     fleet_cluster_fail(fc->cl, node));
+		if (ok)
+			ok = redisGetReply(c, (void **)&r) == REDIS_OK;
+		if (c && !ok) {
+			fleet_sync_node_lost(f, fc, node, c);
+			c = NULL;
+		}
 		if (fleet_sync_reply_ok(r)) {
 			fleet_sync_apply(f, &fc->items[t->i], r,
 					 fleet_now_ms());
@@ -658,9 +676,7 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 			if (redisGetReply(c, (void **)&r) != REDIS_OK) {
 				if (!fc->cl)
 					goto io;
-				fleet_sync_node_down(
-					f, fc, node, c->errstr,
-					fleet_cluster_fail(fc->cl, node));
+				fleet_sync_node_lost(f, fc, node, c);
 				fleet_sync_unsynced(f, fc, i, true);
 				continue;
 			}

@@ -46,7 +46,9 @@ class Cluster:
                 "--cluster-config-file", str(d / "nodes.conf"),
                 # not port + 10000: that may be taken, or past 65535
                 "--cluster-port", str(self.bus[-1]),
-                "--cluster-node-timeout", "5000"]))
+                "--cluster-node-timeout", "5000",
+                # the others keep serving their slots while one is down
+                "--cluster-require-full-coverage", "no"]))
 
     def start(self, slots):
         """SLOTS: the two slots that must be on different nodes."""
@@ -77,8 +79,8 @@ class Cluster:
                    n.cli("CLUSTER", "SLOTS").count(str(HOST)) >= 3
                    for n in self.nodes)
 
-    def node_of_slot(self, slot):
-        out = self.nodes[0].cli("CLUSTER", "NODES")
+    def node_of_slot(self, slot, asked=None):
+        out = (asked or self.nodes[0]).cli("CLUSTER", "NODES")
         for line in out.splitlines():
             f = line.split()
             if "master" not in f[2]:
@@ -90,6 +92,31 @@ class Cluster:
                 if int(a) <= slot <= int(b or a):
                     return self.ids.index(f[0])
         return None
+
+    def migrate(self, slot, src, dst):
+        """Move SLOT from node SRC to node DST, keys and all."""
+        a, b = self.nodes[src], self.nodes[dst]
+        assert "OK" in b.cli("CLUSTER", "SETSLOT", str(slot), "IMPORTING", self.ids[src])
+        assert "OK" in a.cli("CLUSTER", "SETSLOT", str(slot), "MIGRATING", self.ids[dst])
+        self.migrate_keys(slot, src, dst)
+        self.finish(slot, src, dst)
+
+    def migrate_keys(self, slot, src, dst):
+        a, b = self.nodes[src], self.nodes[dst]
+        for _ in range(10):
+            keys = a.cli("CLUSTER", "GETKEYSINSLOT", str(slot), "100").split()
+            if not keys:
+                return
+            out = a.cli("MIGRATE", HOST, str(b.port), "", "0", "5000", "KEYS", *keys)
+            assert "OK" in out or "NOKEY" in out, out
+        raise AssertionError(f"slot {slot} keeps keys on node {src}")
+
+    def finish(self, slot, src, dst):
+        for i in (dst, src, 3 - src - dst):
+            assert "OK" in self.nodes[i].cli("CLUSTER", "SETSLOT", str(slot), "NODE",
+                                             self.ids[dst])
+        assert wait_until(lambda: all(self.node_of_slot(slot, n) == dst
+                                      for n in self.nodes), timeout=30)
 
     def stop(self):
         for n in self.nodes:
@@ -325,13 +352,7 @@ def test_cluster_reshard(gateway_factory, cluster):
     # dst, and its keys are moved: src answers ASK, the gateways follow.
     assert "OK" in nodes[dst].cli("CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[src])
     assert "OK" in nodes[src].cli("CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[dst])
-    for _ in range(10):
-        keys = nodes[src].cli("CLUSTER", "GETKEYSINSLOT", str(slot), "100").split()
-        if not keys:
-            break
-        out = nodes[src].cli("MIGRATE", HOST, str(nodes[dst].port), "", "0",
-                             "5000", "KEYS", *keys)
-        assert "OK" in out or "NOKEY" in out, out
+    cluster.migrate_keys(slot, src, dst)
     assert not keys_on(nodes[src], key) and keys_on(nodes[dst], key)
     wait_synced(gws, n=3)
     before = [errors(g) for g in gws]
@@ -344,9 +365,7 @@ def test_cluster_reshard(gateway_factory, cluster):
     assert not keys_on(nodes[src], key)
 
     # Migration done: every node names dst; src answers MOVED.
-    for n in (nodes[dst], nodes[src], nodes[3 - src - dst]):
-        assert "OK" in n.cli("CLUSTER", "SETSLOT", str(slot), "NODE", ids[dst])
-    assert wait_until(lambda: cluster.node_of_slot(slot) == dst, timeout=30)
+    cluster.finish(slot, src, dst)
     wait_synced(gws, n=5)
     before = [errors(g) for g in gws]
     until = hosts_fresh(nodes[dst], fp)
@@ -391,3 +410,61 @@ def test_cluster_config(tmp_path, certs, mtlsgw_bin):
     assert rc == 1 and "c.conf:9: redis = unix:/run/r.sock: cluster = yes" in out, out
     rc, out = check("[fleet]\ncluster = maybe\nredis = 127.0.0.1:7000\n")
     assert rc == 1 and "c.conf:8" in out, out
+
+
+@pytest.mark.timeout(180)
+def test_cluster_node_down(gateway_factory, cluster):
+    """The node of client2's keys goes away: client2 alone falls back to
+    fleet_fail = static after the hold time, client1 (another node) keeps
+    the fleet's view; the node comes back and client2 is synced again.
+    fleet_max_conns = 3 with one connection of each identity on each of
+    two gateways: the fleet view admits a second one on gw0 (2 + 1 <= 3),
+    the static share (3 / 2 gateways = 1) refuses it."""
+    nodes = cluster.nodes
+    victim = cluster.node_of_slot(cluster.slots[1])
+    addr = f"{HOST}:{nodes[victim].port}"
+    # The gateway needs the {blocks} and {index} nodes whole: keep them
+    # off the node that goes away.
+    for tag in ("blocks", "index"):
+        s = slot_of(nodes[0], f"mtlsgw:{{{tag}}}:x")
+        if cluster.node_of_slot(s) == victim:
+            cluster.migrate(s, victim, cluster.node_of_slot(cluster.slots[0]))
+    gws = start_gws(gateway_factory, cluster, 2,
+                    {"fleet_max_conns": 3, "fleet_fail": "static"})
+    held = [KeepAlive(g, cert) for g in gws for cert in ("client1", "client2")]
+    for c in held:
+        assert c.get().status == 200
+    wait_synced(gws, n=3)
+
+    def second(cert):
+        """A second connection of CERT on gw0: its status."""
+        c = KeepAlive(gws[0], cert)
+        try:
+            return c.get().status
+        finally:
+            c.close()
+
+    assert second("client1") == 200 and second("client2") == 200
+
+    nodes[victim].kill()
+    assert wait_until(lambda: second("client2") == 429, timeout=20), \
+        gws[0].stderr()[-2000:]
+    # client1's node is up: it keeps the fleet's view, the fleet is connected.
+    wait_synced(gws, n=3)
+    assert second("client1") == 200
+    for g in gws:
+        assert metrics(g)["mtlsgw_fleet_connected"] == 1
+        assert g.stderr().count(f"redis cluster node {addr} unreachable") == 1, \
+            g.stderr()[-3000:]
+    assert metrics(gws[0])["mtlsgw_fleet_sync_errors_total"] >= 1
+
+    nodes[victim].start()
+    assert wait_until(cluster.ready, timeout=60)
+    for g in gws:
+        assert wait_until(lambda: f"cluster node {addr} reachable again" in g.stderr(),
+                          timeout=30), g.stderr()[-3000:]
+    assert wait_until(lambda: set(hosts_fresh(nodes[victim], cluster.fps[1])) ==
+                      {"gw0", "gw1"}, timeout=15)
+    assert wait_until(lambda: second("client2") == 200, timeout=15)
+    for c in held:
+        c.close()
