@@ -168,4 +168,63 @@ void fleet_metric_connected(bool up, size_t n_identities, size_t n_blocks);
 int fleet_sync_start(struct fleet *f);
 void fleet_sync_stop(struct fleet *f);
 
+/* The sync thread's state, shared by fleet_sync.c and
+ * fleet_sync_cluster.c. */
+struct redisContext;
+struct redisReply;
+struct fleet_cluster;
+struct fleet_item; /* fleet_sync.c */
+
+/* A cluster reply to retry: item I on NODE, after ASKING if ASK. */
+struct fleet_retry {
+	size_t i;
+	int node;
+	bool ask;
+};
+
+struct fleet_conn {
+	struct redisContext *c, *sub; /* cluster: C is the {blocks} node's */
+	struct fleet_cluster *cl;
+	struct fleet_retry *retry; /* FLEET_BATCH of them */
+	bool partial; /* cluster: some identities were not synced */
+	char sha[48];
+	char where[160];
+	unsigned backoff_ms;
+	uint64_t next_try_ms;
+	bool warned_down; /* the current outage was logged */
+	bool ever_up;
+	struct fleet_item *items;
+	size_t cap;
+};
+
+/* fleet_sync.c, for fleet_sync_cluster.c: SCRIPT LOAD on C (at WHERE);
+ * the connection of item I's keys (NODE: its cluster node); give item I's
+ * deltas back to the next sync (DOWN: its node is unreachable); send item
+ * I's script on C; apply reply R to item I (false if R is not a result). */
+int fleet_sync_load(struct fleet_conn *fc, struct redisContext *c,
+		    const char *where, char *err, size_t n);
+struct redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc,
+				    size_t i, int *node);
+void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
+			 bool down);
+void fleet_sync_send(struct fleet *f, struct fleet_conn *fc,
+		     struct redisContext *c, size_t i);
+bool fleet_sync_done(struct fleet *f, struct fleet_conn *fc, size_t i,
+		     const struct redisReply *r, uint64_t *rms);
+
+/* fleet_sync_cluster.c: the Redis Cluster side of the sync thread. */
+/* Before a round: refresh a stale map, connect the primaries due, point
+ * fc->c at the {blocks} node. 0, or -1 with ERR. */
+int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
+			       char *err, size_t n);
+/* Node I's connection C broke: drop it, warn once per outage. */
+void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
+			  const struct redisContext *c);
+/* R (the reply to item I) is MOVED or ASK: noted as the NR-th retry. */
+bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
+			   const struct redisReply *r, size_t i, size_t *nr);
+/* Send the NR noted items once more, read and apply their replies. */
+void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
+		      uint64_t *rms);
+
 #endif

@@ -11,13 +11,10 @@
  * once. On an error it drops both connections and reconnects with
  * exponential back-off; the deltas it could not push are pushed later.
  *
- * One primary (directly, or found through Sentinel), or with
- * [fleet] cluster = yes a Redis Cluster (fleet_cluster.h): each identity's
- * script goes to its slot's primary, all nodes' pipelines are written
- * before any is read, MOVED refreshes the slot map and ASK is followed
- * with ASKING, both retried once at once; an unreachable node holds back
- * only its identities (fleet_entry.down_ms) unless it serves {blocks} or
- * {index}, which the gateway needs whole.
+ * One primary (directly, or found through Sentinel), or a Redis Cluster
+ * ([fleet] cluster = yes): each identity's script goes to its slot's
+ * primary, every node's pipeline is written before any is read; MOVED,
+ * ASK and node failures in fleet_sync_cluster.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,28 +71,6 @@ struct fleet_item {
 	uint64_t tight_conns, tight_reqs;
 };
 
-/* A cluster reply to retry: item I on NODE, after ASKING if ASK. */
-struct fleet_retry {
-	size_t i;
-	int node;
-	bool ask;
-};
-
-struct fleet_conn {
-	redisContext *c, *sub; /* cluster: C is the {blocks} node's */
-	struct fleet_cluster *cl;
-	struct fleet_retry *retry; /* FLEET_BATCH of them */
-	bool partial; /* cluster: some identities were not synced */
-	char sha[48];
-	char where[160];
-	unsigned backoff_ms;
-	uint64_t next_try_ms;
-	bool warned_down; /* the current outage was logged */
-	bool ever_up;
-	struct fleet_item *items;
-	size_t cap;
-};
-
 static void fleet_sync_drop(struct fleet_conn *fc)
 {
 	if (fc->cl)
@@ -109,8 +84,8 @@ static void fleet_sync_drop(struct fleet_conn *fc)
 }
 
 /* SCRIPT LOAD on C (at WHERE): 0, or -1 with ERR. */
-static int fleet_sync_load(struct fleet_conn *fc, redisContext *c,
-			   const char *where, char *err, size_t n)
+int fleet_sync_load(struct fleet_conn *fc, redisContext *c, const char *where,
+		    char *err, size_t n)
 {
 	redisReply *r = redisCommand(c, "SCRIPT LOAD %s", fleet_sync_lua);
 
@@ -124,74 +99,6 @@ static int fleet_sync_load(struct fleet_conn *fc, redisContext *c,
 	}
 	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
 	freeReplyObject(r);
-	return 0;
-}
-
-/* Cluster node I failed (WHY): its identities wait for it. */
-static void fleet_sync_node_down(struct fleet *f, struct fleet_conn *fc, int i,
-				 const char *why, bool first)
-{
-	fc->partial = true;
-	if (first)
-		log_warn("fleet: redis cluster node %s unreachable (%s): its "
-			 "identities keep their last fleet state for %u ms, "
-			 "then fleet_fail applies to them; reconnecting with "
-			 "back-off",
-			 fleet_cluster_addr(fc->cl, (size_t)i), why,
-			 f->hold_ms);
-}
-
-/* Cluster node I's connection C broke: drop it (and C with it). */
-static void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
-				 const redisContext *c)
-{
-	char why[128];
-
-	snprintf(why, sizeof(why), "%s",
-		 c->errstr[0] ? c->errstr : "connection lost");
-	fleet_sync_node_down(f, fc, i, why, fleet_cluster_fail(fc->cl, i));
-}
-
-/* Before a cluster round: refresh a stale slot map, connect the primaries
- * due (loading the script), find the {blocks} node. 0, or -1 with ERR. */
-static int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
-				      char *err, size_t n)
-{
-	char key[160], e2[256];
-	size_t i;
-	int rc, b;
-
-	if (fleet_cluster_stale(fc->cl) &&
-	    fleet_cluster_refresh(fc->cl, err, n) < 0 &&
-	    !fleet_cluster_n_nodes(fc->cl))
-		return -1;
-	for (i = 0; i < fleet_cluster_n_nodes(fc->cl); i++) {
-		rc = fleet_cluster_connect(fc->cl, (int)i, e2, sizeof(e2));
-		if (rc < 0 && e2[0])
-			fleet_sync_node_down(f, fc, (int)i, e2, rc == -2);
-		if (rc < 1)
-			continue;
-		if (fleet_sync_load(fc, fleet_cluster_ctx(fc->cl, (int)i),
-				    fleet_cluster_addr(fc->cl, i), e2,
-				    sizeof(e2)) < 0) {
-			fleet_sync_node_down(
-				f, fc, (int)i, e2,
-				fleet_cluster_fail(fc->cl, (int)i));
-		} else if (rc == 2) {
-			log_warn("fleet: redis cluster node %s reachable again",
-				 fleet_cluster_addr(fc->cl, i));
-		}
-	}
-	snprintf(key, sizeof(key), "%s{blocks}:list", f->prefix);
-	b = fleet_cluster_node_of(fc->cl, key);
-	fc->c = fleet_cluster_ctx(fc->cl, b);
-	snprintf(fc->where, sizeof(fc->where), "%s",
-		 fleet_cluster_addr(fc->cl, (size_t)b));
-	if (!fc->c) {
-		snprintf(err, n, "cluster node %s (serving {blocks}) is down",
-			 fc->where);
-		return -1;
-	}
 	return 0;
 }
 
@@ -318,23 +225,23 @@ static void fleet_sync_restore(struct fleet *f, struct fleet_conn *fc,
 
 /* The connection IT's keys live on: the one, or in a cluster its slot's
  * primary (NODE; NULL while that node is unreachable). */
-static redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc,
-				    const struct fleet_item *it, int *node)
+redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc, size_t i,
+			     int *node)
 {
 	char key[160];
 
 	*node = -1;
 	if (!fc->cl)
 		return fc->c;
-	snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, it->e->fp);
+	snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, fc->items[i].e->fp);
 	*node = fleet_cluster_node_of(fc->cl, key);
 	return fleet_cluster_ctx(fc->cl, *node);
 }
 
 /* Item I was not synced: its deltas go with the next sync; DOWN: its
  * node is unreachable (the hold time starts). */
-static void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc,
-				size_t i, bool down)
+void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
+			 bool down)
 {
 	struct fleet_entry *e = fc->items[i].e;
 	pthread_mutex_t *lock =
@@ -551,92 +458,21 @@ static bool fleet_sync_reply_ok(const redisReply *r)
 	return true;
 }
 
-/* Cluster: a MOVED or ASK reply to item I? Then note it for the retry
- * (NR of them so far). */
-static bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
-				  const redisReply *r, size_t i, size_t *nr)
+void fleet_sync_send(struct fleet *f, struct fleet_conn *fc, redisContext *c,
+		     size_t i)
 {
-	char addr[FLEET_CLUSTER_ADDR_LEN];
-	unsigned slot;
-	int kind = fleet_cluster_redirect(r, &slot, addr, sizeof(addr));
-
-	if (!kind)
-		return false;
-	log_debug("fleet: sha256:%s: %s", fc->items[i].e->fp, r->str);
-	if (!fc->retry &&
-	    !(fc->retry = calloc(FLEET_BATCH, sizeof(*fc->retry)))) {
-		fleet_sync_unsynced(f, fc, i, false);
-		return true;
-	}
-	fc->retry[*nr] = (struct fleet_retry){
-		.i = i,
-		.ask = kind == 2,
-		.node = fleet_cluster_node_by_addr(fc->cl, addr),
-	};
-	if (kind == 1 || fc->retry[*nr].node < 0)
-		fleet_cluster_set_stale(fc->cl);
-	(*nr)++;
-	return true;
+	fleet_sync_append(f, fc, c, &fc->items[i]);
 }
 
-/* Cluster: send the NR redirected items once more, each to the node its
- * reply named (ASK: after ASKING) or, after MOVED, to its slot's primary
- * in the refreshed map; what fails again waits for the next sync. */
-static void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
-			     uint64_t *rms)
+bool fleet_sync_done(struct fleet *f, struct fleet_conn *fc, size_t i,
+		     const redisReply *r, uint64_t *rms)
 {
-	char err[256];
-	redisContext *c;
-	redisReply *r;
-	size_t k;
-	int node;
-	bool ok;
-
-	if (fleet_cluster_stale(fc->cl) &&
-	    fleet_sync_cluster_prepare(f, fc, err, sizeof(err)) < 0)
-		log_debug("fleet: %s", err); /* then the tail fails too */
-	for (k = 0; k < nr; k++) {
-		struct fleet_retry *t = &fc->retry[k];
-
-		if (!t->ask)
-			fleet_sync_ctx(f, fc, &fc->items[t->i], &t->node);
-		if (!(c = fleet_cluster_ctx(fc->cl, t->node)))
-			continue;
-		if (t->ask)
-			redisAppendCommand(c, "ASKING");
-		fleet_sync_append(f, fc, c, &fc->items[t->i]);
-	}
-	fleet_cluster_flush(fc->cl);
-	for (k = 0; k < nr; k++) {
-		struct fleet_retry *t = &fc->retry[k];
-
-		r = NULL;
-		node = t->node;
-		c = fleet_cluster_ctx(fc->cl, node);
-		ok = c != NULL;
-		if (ok && t->ask) { /* the ASKING reply */
-			ok = redisGetReply(c, (void **)&r) == REDIS_OK;
-			if (r)
-				freeReplyObject(r);
-			r = NULL;
-		}
-		if (ok)
-			ok = redisGetReply(c, (void **)&r) == REDIS_OK;
-		if (c && !ok) {
-			fleet_sync_node_lost(f, fc, node, c);
-			c = NULL;
-		}
-		if (fleet_sync_reply_ok(r)) {
-			fleet_sync_apply(f, &fc->items[t->i], r,
-					 fleet_now_ms());
-			if ((uint64_t)r->element[4]->integer > *rms)
-				*rms = (uint64_t)r->element[4]->integer;
-		} else {
-			fleet_sync_unsynced(f, fc, t->i, !c);
-		}
-		if (r)
-			freeReplyObject(r);
-	}
+	if (!fleet_sync_reply_ok(r))
+		return false;
+	fleet_sync_apply(f, &fc->items[i], r, fleet_now_ms());
+	if ((uint64_t)r->element[4]->integer > *rms)
+		*rms = (uint64_t)r->element[4]->integer;
+	return true;
 }
 
 /* One sync: 0, or -1 with ERR set (then reconnect). */
@@ -663,12 +499,12 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		}
 		end = n - done > FLEET_BATCH ? done + FLEET_BATCH : n;
 		for (i = done; i < end; i++)
-			if ((c = fleet_sync_ctx(f, fc, &fc->items[i], &node)))
+			if ((c = fleet_sync_ctx(f, fc, i, &node)))
 				fleet_sync_append(f, fc, c, &fc->items[i]);
 		if (fc->cl) /* every node at work before any is read */
 			fleet_cluster_flush(fc->cl);
 		for (i = done, nr = 0; i < end; i++) {
-			c = fleet_sync_ctx(f, fc, &fc->items[i], &node);
+			c = fleet_sync_ctx(f, fc, i, &node);
 			if (!c) { /* cluster: its node is unreachable */
 				fleet_sync_unsynced(f, fc, i, true);
 				continue;
