@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "fleet.h"
+#include "fleet_cluster.h"
 
 #define FLEET_FP_LEN	     64
 #define FLEET_CHAINS	     65536
@@ -170,9 +171,6 @@ void fleet_sync_stop(struct fleet *f);
 
 /* The sync thread's state, shared by fleet_sync.c and
  * fleet_sync_cluster.c. */
-struct redisContext;
-struct redisReply;
-struct fleet_cluster;
 struct fleet_item; /* fleet_sync.c */
 
 /* A cluster reply to retry: item I on NODE, after ASKING if ASK. */
@@ -180,6 +178,7 @@ struct fleet_retry {
 	size_t i;
 	int node;
 	bool ask;
+	char addr[FLEET_CLUSTER_ADDR_LEN]; /* ASK: the node named */
 };
 
 struct fleet_conn {

@@ -235,6 +235,8 @@ redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc, size_t i,
 		return fc->c;
 	snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, fc->items[i].e->fp);
 	*node = fleet_cluster_node_of(fc->cl, key);
+	if (*node < 0) /* no primary serves it: ask again next round */
+		fleet_cluster_set_stale(fc->cl);
 	return fleet_cluster_ctx(fc->cl, *node);
 }
 

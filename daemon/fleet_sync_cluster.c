@@ -100,12 +100,10 @@ bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
 		fleet_sync_unsynced(f, fc, i, false);
 		return true;
 	}
-	fc->retry[*nr] = (struct fleet_retry){
-		.i = i,
-		.ask = kind == 2,
-		.node = fleet_cluster_node_by_addr(fc->cl, addr),
-	};
-	if (kind == 1 || fc->retry[*nr].node < 0)
+	fc->retry[*nr].i = i;
+	fc->retry[*nr].ask = kind == 2;
+	snprintf(fc->retry[*nr].addr, sizeof(fc->retry[*nr].addr), "%s", addr);
+	if (kind == 1 || fleet_cluster_node_by_addr(fc->cl, addr) < 0)
 		fleet_cluster_set_stale(fc->cl);
 	(*nr)++;
 	return true;
@@ -130,7 +128,10 @@ void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
 	for (k = 0; k < nr; k++) {
 		struct fleet_retry *t = &fc->retry[k];
 
-		if (!t->ask)
+		/* Node numbers change with a refreshed map: resolve now. */
+		if (t->ask)
+			t->node = fleet_cluster_node_by_addr(fc->cl, t->addr);
+		else
 			fleet_sync_ctx(f, fc, t->i, &t->node);
 		if (!(c = fleet_cluster_ctx(fc->cl, t->node)))
 			continue;
