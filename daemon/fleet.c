@@ -652,7 +652,8 @@ void fleet_reload(struct fleet *f, const struct config *cfg)
 	pthread_rwlock_unlock(&f->lims_lock);
 	fleet_limits_free(old);
 	if (cfg->fleet_sync_ms != f->sync_ms ||
-	    strcmp(cfg->fleet_key_prefix, f->prefix))
+	    strcmp(cfg->fleet_key_prefix, f->prefix) ||
+	    cfg->fleet_cluster != f->cluster)
 		log_warn("fleet: [fleet] changes apply at the next restart");
 }
 
