@@ -374,7 +374,13 @@ const char *fleet_cluster_addr(const struct fleet_cluster *cl, size_t i)
 
 int fleet_cluster_node_of(const struct fleet_cluster *cl, const char *key)
 {
-	unsigned k = cl->slot[fleet_cluster_keyslot(key, strlen(key))];
+	return fleet_cluster_node_of_slot(
+		cl, fleet_cluster_keyslot(key, strlen(key)));
+}
+
+int fleet_cluster_node_of_slot(const struct fleet_cluster *cl, unsigned slot)
+{
+	unsigned k = cl->slot[slot % FLEET_CLUSTER_SLOTS];
 
 	return k < cl->n_nodes ? (int)k : -1;
 }

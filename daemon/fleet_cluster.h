@@ -68,6 +68,8 @@ size_t fleet_cluster_n_nodes(const struct fleet_cluster *cl);
 const char *fleet_cluster_addr(const struct fleet_cluster *cl, size_t i);
 /* The primary serving KEY's slot, or -1. */
 int fleet_cluster_node_of(const struct fleet_cluster *cl, const char *key);
+/* The primary serving SLOT, or -1. */
+int fleet_cluster_node_of_slot(const struct fleet_cluster *cl, unsigned slot);
 int fleet_cluster_node_by_addr(const struct fleet_cluster *cl,
 			       const char *addr);
 /* Node I's connection, NULL when it has none. */

@@ -80,6 +80,8 @@ struct fleet_entry {
 	uint32_t v_my_active;  /* ours as pushed with it */
 	uint32_t v_hosts;      /* gateways contributing */
 	uint64_t down_ms; /* cluster: its node unreachable since; 0 = not */
+	uint16_t slot1;	  /* cluster: its key slot + 1, 0 = not yet; sync
+			   * thread only */
 };
 
 /* Identities at a fleet limit somewhere: sorted, until our clock. */

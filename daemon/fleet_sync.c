@@ -228,13 +228,18 @@ static void fleet_sync_restore(struct fleet *f, struct fleet_conn *fc,
 redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc, size_t i,
 			     int *node)
 {
+	struct fleet_entry *e = fc->items[i].e;
 	char key[160];
 
 	*node = -1;
 	if (!fc->cl)
 		return fc->c;
-	snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, fc->items[i].e->fp);
-	*node = fleet_cluster_node_of(fc->cl, key);
+	if (!e->slot1) { /* once per identity: CRC16 is not free */
+		snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, e->fp);
+		e->slot1 =
+			(uint16_t)(1 + fleet_cluster_keyslot(key, strlen(key)));
+	}
+	*node = fleet_cluster_node_of_slot(fc->cl, e->slot1 - 1u);
 	if (*node < 0) /* no primary serves it: ask again next round */
 		fleet_cluster_set_stale(fc->cl);
 	return fleet_cluster_ctx(fc->cl, *node);

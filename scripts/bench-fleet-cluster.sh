@@ -68,11 +68,15 @@ for p in $N1 $N2; do
 	bus=$(redis-cli -p "$p" CONFIG GET cluster-port | tail -1)
 	redis-cli -p "$N0" CLUSTER MEET 127.0.0.1 "$p" "$bus" >/dev/null
 done
+formed() {
+	for p in $N0 $N1 $N2; do
+		redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || return 1
+		[ "$(redis-cli -p "$p" CLUSTER INFO | tr -d '\r' |
+			awk -F: '/cluster_known_nodes/ { print $2 }')" = 3 ] || return 1
+	done
+}
 i=0
-until for p in $N0 $N1 $N2; do
-	redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || exit 1
-	[ "$(redis-cli -p "$p" CLUSTER INFO | tr -d '\r' | awk -F: '/cluster_known_nodes/ { print $2 }')" = 3 ] || exit 1
-done; do
+until formed; do
 	i=$((i + 1))
 	[ $i -lt 300 ] || { echo "bench-fleet-cluster: the cluster did not form" >&2; exit 1; }
 	sleep 0.1
