@@ -224,6 +224,13 @@ void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
 /* R (the reply to item I) is MOVED or ASK: noted as the NR-th retry. */
 bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
 			   const struct redisReply *r, size_t i, size_t *nr);
+/* After the tail: TC (a tight set) or LIST (the block list) redirected?
+ * Re-read the map; fetch the list where the reply said. Returns the list
+ * to use (LIST, or a new reply; NULL if it cannot be had). */
+struct redisReply *fleet_sync_cluster_tail(struct fleet *f,
+					   struct fleet_conn *fc,
+					   const struct redisReply *tc,
+					   struct redisReply *list);
 /* Send the NR noted items once more, read and apply their replies. */
 void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
 		      uint64_t *rms);

@@ -589,10 +589,13 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		freeReplyObject(list);
 		goto io;
 	}
+	if (fc->cl) /* the {index} or {blocks} slot moved or is moving */
+		list = fleet_sync_cluster_tail(f, fc, tc, list);
 	fleet_sync_tight(f, tc, tr, r);
-	if (fleet_sync_blocks(f, list, r) < 0) {
+	if (!list || fleet_sync_blocks(f, list, r) < 0) {
 		snprintf(err, en, "%s: cannot read the block list", fc->where);
-		freeReplyObject(list);
+		if (list)
+			freeReplyObject(list);
 		freeReplyObject(r);
 		r = NULL;
 		goto bad;

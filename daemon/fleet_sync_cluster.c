@@ -165,3 +165,35 @@ void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
 			freeReplyObject(r);
 	}
 }
+
+redisReply *fleet_sync_cluster_tail(struct fleet *f, struct fleet_conn *fc,
+				    const redisReply *tc, redisReply *list)
+{
+	char addr[FLEET_CLUSTER_ADDR_LEN], key[160], err[256];
+	redisContext *c = NULL;
+	redisReply *r;
+	unsigned slot;
+	int kind;
+
+	if (fleet_cluster_redirect(tc, &slot, addr, sizeof(addr)) == 1)
+		fleet_cluster_set_stale(fc->cl); /* the marks: next sync */
+	kind = fleet_cluster_redirect(list, &slot, addr, sizeof(addr));
+	if (!kind)
+		return list;
+	log_debug("fleet: block list: %s", list->str);
+	freeReplyObject(list);
+	if (kind == 1) {
+		fleet_cluster_set_stale(fc->cl);
+		if (fleet_sync_cluster_prepare(f, fc, err, sizeof(err)) == 0)
+			c = fc->c;
+	} else {
+		c = fleet_cluster_ctx(fc->cl,
+				      fleet_cluster_node_by_addr(fc->cl, addr));
+		if (c && (r = redisCommand(c, "ASKING")))
+			freeReplyObject(r);
+	}
+	if (!c)
+		return NULL;
+	snprintf(key, sizeof(key), "%s{blocks}:list", f->prefix);
+	return redisCommand(c, "HGETALL %s", key);
+}

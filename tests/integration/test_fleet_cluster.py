@@ -13,7 +13,11 @@ nodes then:
 - keep syncing while client1's slot migrates to another node: during the
   migration (slot MIGRATING/IMPORTING, keys moved) they follow ASK, after
   it (SETSLOT NODE) MOVED; sync errors stop growing and the fleet limit
-  still holds, now counted on the new node.
+  still holds, now counted on the new node; the block list's slot moves
+  too and blocking still works, with no outage logged;
+- lose the node of client2's keys: client2 alone falls back to
+  fleet_fail after the hold time, client1 keeps the fleet view; both are
+  synced again when it returns.
 `mtlsgw -t` refuses cluster with sentinel_master or a unix: seed."""
 
 import json
@@ -379,6 +383,26 @@ def test_cluster_reshard(gateway_factory, cluster):
         r = request(g.port, g.certs, "/health", cert="client1")
         assert r.status == 429, r
         assert metrics(g)["mtlsgw_fleet_connected"] == 1
+
+    # The block list's slot moves too (while it migrates the gateways
+    # follow ASK for it, then MOVED): blocking still reaches both
+    # gateways, through the new node.
+    bslot = slot_of(nodes[0], "mtlsgw:{blocks}:list")
+    bsrc = cluster.node_of_slot(bslot)
+    cluster.migrate(bslot, bsrc, (bsrc + 1) % 3)
+    assert ctl(gws[0], "block", f"sha256:{cluster.fps[1]}").returncode == 0
+    assert keys_on(nodes[(bsrc + 1) % 3], "mtlsgw:{blocks}:list")
+    for g in gws:
+        assert wait_time(lambda: request(g.port, g.certs, "/health",
+                                         cert="client2").status == 403,
+                         DEADLINE) is not None, g.stderr()[-3000:]
+    wait_synced(gws, n=3)
+    before = [errors(g) for g in gws]
+    wait_synced(gws, n=5)
+    assert [errors(g) for g in gws] == before
+    # No outage at any point: redirections are followed, not failures.
+    for g in gws:
+        assert "unreachable" not in g.stderr(), g.stderr()[-3000:]
     for c in held:
         c.close()
 
