@@ -8,6 +8,7 @@
  * (P{FP}:...), or with a fixed tag ({blocks}, {index}), so every command
  * and script names keys of one slot only.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,4 +508,41 @@ redisContext *fleet_cluster_ctx_for(struct fleet_cluster *cl, const char *key,
 		return NULL;
 	}
 	return cl->nodes[i].c;
+}
+
+redisReply *fleet_cluster_command(struct fleet_cluster *cl, redisContext **c,
+				  const char *key, const char *fmt, ...)
+{
+	char addr[FLEET_CLUSTER_ADDR_LEN], err[256];
+	redisReply *r;
+	unsigned slot;
+	bool ask = false;
+	int tries, kind, node;
+	va_list ap;
+
+	for (tries = 0; tries < 4 && *c; tries++) {
+		if (ask && (r = redisCommand(*c, "ASKING")))
+			freeReplyObject(r);
+		va_start(ap, fmt);
+		r = redisvCommand(*c, fmt, ap);
+		va_end(ap);
+		if (!cl || tries == 3 ||
+		    !(kind = fleet_cluster_redirect(r, &slot, addr,
+						    sizeof(addr))))
+			return r;
+		freeReplyObject(r);
+		*c = NULL; /* a refresh may drop it: NULL until one answers */
+		if (kind == 1) {
+			if (fleet_cluster_refresh(cl, err, sizeof(err)) < 0)
+				return NULL;
+			node = fleet_cluster_node_of(cl, key);
+		} else {
+			node = fleet_cluster_node_by_addr(cl, addr);
+		}
+		ask = kind == 2;
+		if (fleet_cluster_connect(cl, node, err, sizeof(err)) < 0)
+			return NULL;
+		*c = cl->nodes[node].c;
+	}
+	return NULL;
 }

@@ -97,4 +97,14 @@ struct fleet_cluster *fleet_cluster_from_config(const struct config *cfg,
 redisContext *fleet_cluster_ctx_for(struct fleet_cluster *cl, const char *key,
 				    char *err, size_t n);
 
+/*
+ * Tools: FMT (a command on KEY's slot) on *C, following MOVED (map read
+ * again) and ASK (ASKING first) up to three times; *C becomes the node
+ * that answered (NULL if a redirection could not be followed: then NULL
+ * is returned). Without CL, just the command on *C.
+ */
+redisReply *fleet_cluster_command(struct fleet_cluster *cl, redisContext **c,
+				  const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif

@@ -14,7 +14,8 @@ nodes then:
   migration (slot MIGRATING/IMPORTING, keys moved) they follow ASK, after
   it (SETSLOT NODE) MOVED; sync errors stop growing and the fleet limit
   still holds, now counted on the new node; the block list's slot moves
-  too and blocking still works, with no outage logged;
+  too, mtlsgw-ctl blocks mid-migration (following ASK) and unblocks
+  after it, both reach the gateways, with no outage logged;
 - lose the node of client2's keys: client2 alone falls back to
   fleet_fail after the hold time, client1 keeps the fleet view; both are
   synced again when it returns.
@@ -384,18 +385,34 @@ def test_cluster_reshard(gateway_factory, cluster):
         assert r.status == 429, r
         assert metrics(g)["mtlsgw_fleet_connected"] == 1
 
-    # The block list's slot moves too (while it migrates the gateways
-    # follow ASK for it, then MOVED): blocking still reaches both
-    # gateways, through the new node.
+    # The block list's slot moves too. While it migrates, mtlsgw-ctl's
+    # write gets ASK and follows it to the new node, and so do the
+    # gateways reading the list; after it, they follow MOVED.
     bslot = slot_of(nodes[0], "mtlsgw:{blocks}:list")
     bsrc = cluster.node_of_slot(bslot)
-    cluster.migrate(bslot, bsrc, (bsrc + 1) % 3)
-    assert ctl(gws[0], "block", f"sha256:{cluster.fps[1]}").returncode == 0
-    assert keys_on(nodes[(bsrc + 1) % 3], "mtlsgw:{blocks}:list")
+    bdst = (bsrc + 1) % 3
+    assert "OK" in nodes[bdst].cli("CLUSTER", "SETSLOT", str(bslot), "IMPORTING",
+                                   ids[bsrc])
+    assert "OK" in nodes[bsrc].cli("CLUSTER", "SETSLOT", str(bslot), "MIGRATING",
+                                   ids[bdst])
+    cluster.migrate_keys(bslot, bsrc, bdst)
+    p = ctl(gws[0], "block", f"sha256:{cluster.fps[1]}")
+    assert p.returncode == 0, p.stderr
+    assert keys_on(nodes[bdst], "mtlsgw:{blocks}:list")
+    assert not keys_on(nodes[bsrc], "mtlsgw:{blocks}:list")
+
+    def client2(g):
+        return request(g.port, g.certs, "/health", cert="client2").status
+
     for g in gws:
-        assert wait_time(lambda: request(g.port, g.certs, "/health",
-                                         cert="client2").status == 403,
-                         DEADLINE) is not None, g.stderr()[-3000:]
+        assert wait_time(lambda: client2(g) == 403, DEADLINE) is not None, \
+            g.stderr()[-3000:]
+    cluster.finish(bslot, bsrc, bdst)
+    p = ctl(gws[1], "unblock", f"sha256:{cluster.fps[1]}")
+    assert p.returncode == 0, p.stderr
+    for g in gws:
+        assert wait_time(lambda: client2(g) == 200, DEADLINE) is not None, \
+            g.stderr()[-3000:]
     wait_synced(gws, n=3)
     before = [errors(g) for g in gws]
     wait_synced(gws, n=5)
