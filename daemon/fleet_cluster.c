@@ -449,6 +449,18 @@ bool fleet_cluster_fail(struct fleet_cluster *cl, int i)
 	return was_up;
 }
 
+void fleet_cluster_disconnect(struct fleet_cluster *cl)
+{
+	size_t i;
+
+	for (i = 0; i < cl->n_nodes; i++) {
+		if (cl->nodes[i].c)
+			redisFree(cl->nodes[i].c);
+		cl->nodes[i].c = NULL;
+	}
+	cl->stale = true;
+}
+
 void fleet_cluster_flush(struct fleet_cluster *cl)
 {
 	size_t i;

@@ -85,6 +85,9 @@ int fleet_cluster_connect(struct fleet_cluster *cl, int i, char *err, size_t n);
 /* Drop node I's connection after an error, back off, mark the map stale;
  * true if the node was up until now (log it once). */
 bool fleet_cluster_fail(struct fleet_cluster *cl, int i);
+/* Close every node's connection (their state stays: down, back-off);
+ * the map is read again before the next use. */
+void fleet_cluster_disconnect(struct fleet_cluster *cl);
 /* Send what is buffered for every node, so that they work in parallel;
  * a node that cannot take it is failed. */
 void fleet_cluster_flush(struct fleet_cluster *cl);

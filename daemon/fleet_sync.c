@@ -73,11 +73,10 @@ struct fleet_item {
 
 static void fleet_sync_drop(struct fleet_conn *fc)
 {
-	if (fc->cl)
-		fleet_cluster_free(fc->cl); /* its nodes' connections, C too */
+	if (fc->cl) /* C too; the nodes' state stays for the next try */
+		fleet_cluster_disconnect(fc->cl);
 	else if (fc->c)
 		redisFree(fc->c);
-	fc->cl = NULL;
 	if (fc->sub)
 		redisFree(fc->sub);
 	fc->c = fc->sub = NULL;
@@ -109,8 +108,9 @@ static int fleet_sync_connect(struct fleet *f, struct fleet_conn *fc, char *err,
 	redisReply *r = NULL;
 
 	if (f->cluster) {
-		fc->cl = fleet_cluster_new(f->redis, f->n_redis, f->password,
-					   f->timeout_ms);
+		if (!fc->cl)
+			fc->cl = fleet_cluster_new(f->redis, f->n_redis,
+						   f->password, f->timeout_ms);
 		if (!fc->cl) {
 			snprintf(err, n, "out of memory");
 			return -1;
@@ -800,6 +800,7 @@ void fleet_sync_stop(struct fleet *f)
 	}
 	if (f->conn) {
 		fleet_sync_drop(f->conn);
+		fleet_cluster_free(f->conn->cl);
 		free(f->conn->retry);
 		free(f->conn->items);
 		free(f->conn);
