@@ -18,7 +18,9 @@ nodes then:
   after it, both reach the gateways, with no outage logged;
 - lose the node of client2's keys: client2 alone falls back to
   fleet_fail after the hold time, client1 keeps the fleet view; both are
-  synced again when it returns.
+  synced again when it returns;
+- lose the node serving {blocks}: "Redis unreachable", warned once
+  however many reconnects fail, synced again when it returns.
 `mtlsgw -t` refuses cluster with sentinel_master or a unix: seed."""
 
 import json
@@ -509,3 +511,30 @@ def test_cluster_node_down(gateway_factory, cluster):
     assert wait_until(lambda: second("client2") == 200, timeout=15)
     for c in held:
         c.close()
+
+
+@pytest.mark.timeout(180)
+def test_cluster_blocks_node_down(gateway_factory, cluster):
+    """The node serving {blocks} goes away: that is "Redis unreachable"
+    for the gateway (README), warned once however many reconnects fail;
+    it syncs again when the node returns."""
+    nodes = cluster.nodes
+    b = cluster.node_of_slot(slot_of(nodes[0], "mtlsgw:{blocks}:list"))
+    addr = f"{HOST}:{nodes[b].port}"
+    gw = start_gws(gateway_factory, cluster, 3)[2]  # seeded with all three
+    wait_synced([gw])
+    assert metrics(gw)["mtlsgw_fleet_connected"] == 1
+    nodes[b].kill()
+    assert wait_until(lambda: metrics(gw)["mtlsgw_fleet_connected"] == 0, timeout=20)
+    e0 = metrics(gw)["mtlsgw_fleet_sync_errors_total"]
+    assert wait_until(lambda: metrics(gw)["mtlsgw_fleet_sync_errors_total"] >= e0 + 4,
+                      timeout=30)  # several reconnects failed
+    log = gw.stderr()
+    assert log.count("fleet: redis unreachable (") == 1, log[-3000:]
+    assert log.count(f"redis cluster node {addr} unreachable") <= 1, log[-3000:]
+    assert request(gw.port, gw.certs, "/health", cert="client1").status == 200
+    nodes[b].start()
+    assert wait_until(cluster.ready, timeout=60)
+    assert wait_until(lambda: metrics(gw)["mtlsgw_fleet_connected"] == 1, timeout=30), \
+        gw.stderr()[-3000:]
+    assert "reachable again" in gw.stderr()
