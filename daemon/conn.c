@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -91,7 +92,9 @@ static void conn_linger_on_read(struct loop_watch *w, uint32_t events)
 	if (lg->watch.fd < 0)
 		return;
 	for (;;) {
-		n = recv(lg->watch.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		/* On kTLS a KeyUpdate or alert at the head would fail every
+		 * plain recv(): take it like data. */
+		n = ktls_recv_discard(lg->watch.fd, buf, sizeof(buf));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) /* the client closed (or reset) too */
@@ -158,8 +161,18 @@ void conn_close_socket(struct conn *c)
 		c->fleet_bound = false;
 		fleet_conn_close(c->list->fleet, c->fd);
 	}
-	if (!c->fd_mhd)
+	if (!c->fd_mhd) {
 		conn_linger(c->list, c->fd);
+	} else if (c->mhd_closing) {
+		/* MHD closes its descriptor next, with no shutdown of its own
+		 * (MHD_USE_TURBO, http.c): linger on a duplicate, so unread
+		 * client bytes (a KeyUpdate, a pipelined request) cannot turn
+		 * the close into a reset that loses the close_notify. */
+		int dup = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+
+		if (dup >= 0)
+			conn_linger(c->list, dup);
+	}
 	c->fd = -1;
 }
 
@@ -277,10 +290,12 @@ void conn_mhd_attach(struct conn *c, int fd, bool tcp)
 	c->fd_mhd = tcp;
 }
 
-void conn_mhd_detach(struct conn *c)
+void conn_mhd_detach(struct conn *c, bool still_open)
 {
-	if (c->fd_mhd)
+	if (c->fd_mhd) {
+		c->mhd_closing = still_open;
 		conn_close_socket(c);
+	}
 	c->mhd_fd = -1;
 }
 

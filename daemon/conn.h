@@ -90,6 +90,8 @@ struct conn {
 	 * no active request means a request started but is not complete. */
 	uint64_t pending_request_bytes;
 	bool close_notify_sent; /* kTLS: conn_close_notify() did, once */
+	bool close_unclean;	/* kTLS: a response was cut, no close_notify */
+	bool mhd_closing;	/* MHD closes fd after this detach (dup it) */
 
 	/* handshake.c, until the hand-off (state: conn.c sets CLOSED) */
 	enum conn_state state;
@@ -124,9 +126,10 @@ void conn_unref(struct conn *c);
 
 /*
  * The one place the client's TCP socket goes away: release what is keyed
- * by it (the limiter's count, once), then close it (lingering), unless
- * MHD owns it (fd_mhd), which closes it itself right after telling us (or
- * already has, when it refused the socket). Idempotent.
+ * by it (the limiter's count, once), then close it (lingering). When MHD
+ * owns it (fd_mhd), MHD closes its descriptor itself right after telling
+ * us (or already has, when it refused the socket); in the first case a
+ * duplicate of it is closed lingering here. Idempotent.
  */
 void conn_close_socket(struct conn *c);
 
@@ -139,15 +142,18 @@ void conn_admit(struct conn *c);
 /* The plaintext socket MHD serves from now on; TCP says whether it is the
  * client's TCP socket itself (kTLS), which MHD then closes. */
 void conn_mhd_attach(struct conn *c, int fd, bool tcp);
-/* MHD has let go of its socket (closed or about to close it). */
-void conn_mhd_detach(struct conn *c);
+/* MHD has let go of its socket: closed it already (refused it), or
+ * (STILL_OPEN) closes it right after this call. On kTLS the gateway then
+ * closes the socket lingering through a duplicate descriptor of its own;
+ * MHD's close only drops MHD's descriptor. */
+void conn_mhd_detach(struct conn *c, bool still_open);
 
 /*
- * The gateway is about to close a kTLS connection on its own initiative
- * (MHD shuts the socket down right after): send the client a close_notify
- * through the kernel, before the FIN. At most once per connection; only
- * on CONN_PATH_KTLS (the relay's OpenSSL sends its own); never blocks, and
- * a failure (full send buffer, peer gone) only costs the alert.
+ * A kTLS connection is about to close (MHD's connection-closed
+ * notification, drain): send the client a close_notify through the
+ * kernel, before the FIN. At most once per connection; only on
+ * CONN_PATH_KTLS (the relay's OpenSSL sends its own); never blocks, and a
+ * failure (full send buffer, peer gone) only costs the alert.
  */
 void conn_close_notify(struct conn *c);
 

@@ -3,7 +3,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -143,10 +142,15 @@ static void http_notify_connection(void *cls, struct MHD_Connection *mc,
 		return;
 	*socket_context = NULL;
 	/* MHD closes the fd it was given (the TCP socket on kTLS) right
-	 * after this notification. */
-	if (c->path == CONN_PATH_KTLS)
+	 * after this notification, without a shutdown before it (TURBO, see
+	 * http_server_new): the close_notify goes out here, ahead of the FIN
+	 * that conn.c's lingering close sends, whoever decided the close. */
+	if (c->path == CONN_PATH_KTLS) {
 		http_ktls_closed(c);
-	conn_mhd_detach(c);
+		if (!c->close_unclean)
+			conn_close_notify(c);
+	}
+	conn_mhd_detach(c, true);
 	conn_unref(c);
 }
 
@@ -172,7 +176,7 @@ int http_server_add(struct http_server *s, struct conn *c, int fd)
 		/* MHD did not take it (it closed FD already); on kTLS that
 		 * was the TCP socket: release what is keyed by it. */
 		s->adding = NULL;
-		conn_mhd_detach(c);
+		conn_mhd_detach(c, false);
 		static struct log_ratelimit rl;
 
 		log_ratelimited(&rl, LOG_LVL_WARN,
@@ -614,47 +618,6 @@ static void http_log_access(struct http_request *rq,
 	log_access_line(j.buf, j.len);
 }
 
-/* Does the comma-separated header value V list TOKEN (any case)? */
-static bool http_has_token(const char *v, const char *token)
-{
-	size_t tl = strlen(token), n;
-
-	while (v && *v) {
-		v += strspn(v, " \t,");
-		n = strcspn(v, " \t,");
-		if (n == tl && strncasecmp(v, token, tl) == 0)
-			return true;
-		v += n;
-	}
-	return false;
-}
-
-/*
- * Will MHD close the connection once this callback returns? It calls it
- * just before its shutdown(SHUT_WR) when it closes, and just before reusing
- * the connection otherwise, with the same code; so apply its 0.9.75
- * keep-alive rules: the response said "Connection: close", the request
- * asked for close, or HTTP/1.0 without keep-alive. An error ends the
- * connection, but only a request with no response under way gets a
- * close_notify: a clean end must never follow a truncated response.
- */
-static bool http_closing(struct http_request *rq,
-			 enum MHD_RequestTerminationCode toe)
-{
-	const char *v;
-
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		return rq->status == 0;
-	if (rq->close_after)
-		return true;
-	v = MHD_lookup_connection_value(rq->mc, MHD_HEADER_KIND,
-					MHD_HTTP_HEADER_CONNECTION);
-	if (http_has_token(v, "close"))
-		return true;
-	return rq->version && strcmp(rq->version, MHD_HTTP_VERSION_1_0) == 0 &&
-	       !http_has_token(v, "keep-alive");
-}
-
 static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 			   enum MHD_RequestTerminationCode toe)
 {
@@ -673,9 +636,11 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 		if (why && !strcmp(why, "key update"))
 			rq->note = "client key update";
 	}
-	/* Before MHD's shutdown: the client learns the close is deliberate. */
-	if (rq->conn->path == CONN_PATH_KTLS && http_closing(rq, toe))
-		conn_close_notify(rq->conn);
+	/* An error ends the connection; once a response was under way it may
+	 * be cut short, and a close_notify must never make that look like a
+	 * clean end (http_notify_connection). */
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status)
+		rq->conn->close_unclean = true;
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())
@@ -752,8 +717,22 @@ struct http_server *http_server_new(struct loop *l, struct gen *g,
 		free(s);
 		return NULL;
 	}
+	/*
+	 * MHD_USE_TURBO, for the kTLS close_notify: without it MHD 0.9.75
+	 * shuts the socket down (SHUT_WR) the moment it decides to close
+	 * (MHD_connection_mark_closed_), before any callback when the close
+	 * is its own on an idle connection (its timeout; recv failing on a
+	 * KeyUpdate or renegotiation record), so a close_notify could only
+	 * follow the FIN. With it MHD sends no shutdown and only closes its
+	 * descriptor after the CLOSED notification, where the gateway sends
+	 * close_notify and closes lingering (conn_mhd_detach). Its other
+	 * effects in 0.9.75: a new connection is read/written at once and
+	 * joins MHD's epoll set only when it would block, and client sockets
+	 * get FD_CLOEXEC (ours have it). Mimicking MHD's idle timeout and
+	 * peeking for control records would race MHD instead.
+	 */
 	s->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+		MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET |
 			MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, http_access, s, MHD_OPTION_EXTERNAL_LOGGER,

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 #include <string.h>
-#include <strings.h>
 
 #include "http_respond.h"
 #include "log.h"
@@ -21,12 +20,6 @@ enum MHD_Result http_respond(struct http_request *rq, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
 	r = MHD_queue_response(rq->mc, status, resp);
-	if (r == MHD_YES) {
-		const char *v = MHD_get_response_header(
-			resp, MHD_HTTP_HEADER_CONNECTION);
-
-		rq->close_after = v && strcasecmp(v, "close") == 0;
-	}
 	MHD_destroy_response(resp);
 	/* MHD 0.9.75 refuses a response in the middle of a request body: the
 	 * access log must not claim a status the client never got. */

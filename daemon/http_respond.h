@@ -40,7 +40,6 @@ struct http_request {
 	uint64_t bytes_out; /* response body size */
 	uint64_t bytes_in;  /* request body bytes seen */
 	const char *note;   /* short reason for the access log, static */
-	bool close_after;   /* the response queued says "Connection: close" */
 	/* A refusal decided on the headers, answered on MHD's final call so
 	 * the connection stays usable (see http_refuse). */
 	unsigned refuse_status;

@@ -534,6 +534,21 @@ int ktls_send_close_notify(int fd)
 		       : -1;
 }
 
+ssize_t ktls_recv_discard(int fd, void *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(unsigned char))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf)};
+
+	return recvmsg(fd, &msg, MSG_DONTWAIT);
+}
+
 /* Why OpenSSL left TX in userspace: the cipher, or something else. */
 static const char *ktls_tx_reason(SSL *ssl)
 {

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
@@ -86,6 +87,14 @@ const char *ktls_close_reason(int fd);
  * (EAGAIN: send buffer full; EPIPE: already shut down; ...).
  */
 int ktls_send_close_notify(int fd);
+
+/*
+ * recv() for a socket being closed: on a kTLS RX socket it also takes a
+ * record that is not application data (dropping its type), where a plain
+ * recv() would fail with EIO and leave it queued for ever; elsewhere it is
+ * a plain non-blocking recv(). Returns what recv() returns.
+ */
+ssize_t ktls_recv_discard(int fd, void *buf, size_t len);
 
 #define KTLS_TLS13_IV_LEN 12
 /*

@@ -71,15 +71,22 @@ def client_context(certs, version=None, cert=None):
     return ctx
 
 
-def connect_tls(port, certs, version=None, cert=None, timeout=IO_TIMEOUT, host=HOST):
-    """TCP connect + full TLS handshake; returns the SSLSocket."""
+def connect_tls(port, certs, version=None, cert=None, timeout=IO_TIMEOUT, host=HOST,
+                strict_eof=False):
+    """TCP connect + full TLS handshake; returns the SSLSocket. STRICT_EOF:
+    a TCP EOF without close_notify raises SSLEOFError instead of reading
+    as b"" (Python ignores it by default), so receive_until_closed can
+    tell a clean TLS close from a bare EOF."""
     ctx = client_context(certs, version, cert)
+    if strict_eof:
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     raw = socket.socket(fam, socket.SOCK_STREAM)
     raw.settimeout(timeout)
     try:
         raw.connect((host, port))
-        return ctx.wrap_socket(raw, server_hostname=SNI)
+        return ctx.wrap_socket(raw, server_hostname=SNI,
+                               suppress_ragged_eofs=not strict_eof)
     except BaseException:
         raw.close()
         raise
@@ -225,22 +232,61 @@ def request(port, certs, path, method="GET", headers=None, body=b"", version=Non
         s.close()
 
 
-def read_all(sock, timeout=IO_TIMEOUT, limit=1 << 24):
-    """Everything SOCK sends until it closes (or TIMEOUT, or LIMIT bytes)."""
+@dataclass
+class Received:
+    """Bytes a peer sent until it stopped sending, and how the stream
+    ended (END):
+      "close_notify"  a clean TLS close (only on a strict_eof socket);
+      "closed"        EOF on a socket that cannot tell whether a
+                      close_notify came first (not strict_eof);
+      "eof"           TCP EOF without close_notify (strict_eof socket);
+      "reset"         the connection was reset;
+      "ssl error: ..."  any other TLS error (an alert, a bad record);
+      "timeout"       still open after the timeout;
+      "limit"         LIMIT bytes read, still open."""
+    data: bytes
+    end: str
+
+    @property
+    def closed(self):
+        """The peer ended the connection (cleanly or not, no TLS error)."""
+        return self.end in ("close_notify", "closed", "eof", "reset")
+
+
+def receive_until_closed(sock, timeout=IO_TIMEOUT, limit=1 << 24):
+    """Read SOCK until it closes (or TIMEOUT, or LIMIT bytes): a Received."""
+    strict = (not sock.suppress_ragged_eofs
+              and not sock.context.options & ssl.OP_IGNORE_UNEXPECTED_EOF)
     sock.settimeout(timeout)
     data = b""
     deadline = time.monotonic() + timeout
-    while len(data) < limit and time.monotonic() < deadline:
+    while len(data) < limit:
+        if time.monotonic() >= deadline:
+            return Received(data, "timeout")
         try:
             chunk = sock.recv(65536)
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError, socket.timeout):
-            break
-        except ssl.SSLError:
-            break
+        except ssl.SSLZeroReturnError:
+            return Received(data, "close_notify" if strict else "closed")
+        except ssl.SSLEOFError:
+            return Received(data, "eof")
+        except ssl.SSLError as e:
+            # Python 3.11 raises a plain SSLError for OpenSSL 3's error.
+            if e.reason == "UNEXPECTED_EOF_WHILE_READING":
+                return Received(data, "eof")
+            return Received(data, f"ssl error: {e}")
+        except ConnectionResetError:
+            return Received(data, "reset")
+        except socket.timeout:
+            return Received(data, "timeout")
         if not chunk:
-            break
+            return Received(data, "close_notify" if strict else "closed")
         data += chunk
-    return data
+    return Received(data, "limit")
+
+
+def read_all(sock, timeout=IO_TIMEOUT, limit=1 << 24):
+    """Everything SOCK sends until it closes (or TIMEOUT, or LIMIT bytes)."""
+    return receive_until_closed(sock, timeout, limit).data
 
 
 def handshake_outcome(port, certs, version, cert, wait=3.0):

@@ -6,38 +6,24 @@ pipelined behind the bad one is never answered, and the access log names
 the rule in its "note". Over TLS with a raw ssl socket, so every byte is
 sent exactly as written (libmicrohttpd 0.9.75 itself accepts all of them)."""
 
-import socket
-import ssl
 import time
 
 import pytest
 
-from helpers import IO_TIMEOUT, connect_tls, parse_response, wait_until
+from helpers import IO_TIMEOUT, connect_tls, parse_response, receive_until_closed, wait_until
 
 # Behind every bad request: a valid one that must never be answered.
 PIPELINED = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
-def exchange(port, certs, raw):
-    """Send RAW (bad request + PIPELINED) at once; return (all bytes the
-    gateway sent, whether it closed the connection)."""
-    s = connect_tls(port, certs)
+def exchange(port, certs, raw, version=None, timeout=IO_TIMEOUT):
+    """Send RAW (bad request + PIPELINED) at once; return what the gateway
+    sent and how the connection ended (helpers.Received). Also used by
+    tests/vm/http_framing_ktls.py over kTLS."""
+    s = connect_tls(port, certs, version, timeout=timeout)
     try:
         s.sendall(raw + PIPELINED)
-        s.settimeout(IO_TIMEOUT)
-        data = b""
-        deadline = time.monotonic() + IO_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
-                return data, True
-            except socket.timeout:
-                return data, False
-            if not chunk:
-                return data, True
-            data += chunk
-        return data, False
+        return receive_until_closed(s, timeout)
     finally:
         s.close()
 
@@ -142,12 +128,13 @@ CASES = [
 
 @pytest.mark.parametrize("raw,status,note", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_refused_and_closed(gateway, certs, raw, status, note):
-    data, closed = exchange(gateway.port, certs, raw)
+    got = exchange(gateway.port, certs, raw)
+    data = got.data
     assert data, f"no answer at all to {raw!r}"
     resp, rest = parse_response(data)
     assert resp.status == status, (resp, data[:400])
     assert (resp.header("Connection") or "").lower() == "close", resp.headers
-    assert closed, f"connection left open after {status}: {data[:400]!r}"
+    assert got.closed, f"connection not closed after {status} ({got.end}): {data[:400]!r}"
     assert b"HTTP/1." not in rest, f"the pipelined request was answered: {rest[:300]!r}"
     assert gateway.alive()
     line = raw.split(b"\r\n")[0]
@@ -164,8 +151,8 @@ def test_refused_and_closed(gateway, certs, raw, status, note):
 
 def test_pipelined_valid_requests_still_served(gateway, certs):
     """The control: two valid pipelined requests are both answered."""
-    data, _ = exchange(gateway.port, certs,
-                       b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = exchange(gateway.port, certs,
+                    b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").data
     first, rest = parse_response(data)
     second, _ = parse_response(rest, eof=True)
     assert first.status == second.status == 200, data
@@ -175,9 +162,9 @@ def test_pipelined_valid_requests_still_served(gateway, certs):
 def test_return_location_only_get_head(gateway, certs, method):
     """A `return` location answers GET and HEAD only: 405 with Allow, as
     static files do."""
-    data, _ = exchange(gateway.port, certs,
-                       method + b" /health HTTP/1.1\r\nHost: localhost\r\n"
-                       b"Content-Length: 0\r\n\r\n")
+    data = exchange(gateway.port, certs,
+                    method + b" /health HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Length: 0\r\n\r\n").data
     resp, rest = parse_response(data)
     assert resp.status == 405, data[:300]
     allow = {m.strip().upper() for m in (resp.header("Allow") or "").split(",")}
@@ -188,8 +175,8 @@ def test_return_location_only_get_head(gateway, certs, method):
 
 
 def test_return_location_head(gateway, certs):
-    data, _ = exchange(gateway.port, certs,
-                       b"HEAD /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = exchange(gateway.port, certs,
+                    b"HEAD /health HTTP/1.1\r\nHost: localhost\r\n\r\n").data
     resp, rest = parse_response(data, method="HEAD")
     assert resp.status == 200, data[:300]
     assert parse_response(rest, eof=True)[0].status == 200

@@ -7,13 +7,9 @@ Connection: close before it is read, and the client gets exactly the
 status the access log records; requests within the limits are served
 normally on the same daemon."""
 
-import socket
-import ssl
-import time
-
 import pytest
 
-from helpers import IO_TIMEOUT, connect_tls, parse_response, request, wait_until
+from helpers import IO_TIMEOUT, connect_tls, parse_response, receive_until_closed, request, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -55,27 +51,14 @@ def test_header_too_large_default_limit(gateway, certs):
 
 
 def _send_all_read_all(port, certs, raw):
-    """Send RAW, then read until the gateway closes: (bytes, closed)."""
+    """Send RAW, then read until the gateway closes: a helpers.Received."""
     s = connect_tls(port, certs)
     try:
         try:
             s.sendall(raw)
         except OSError:
             pass  # answered and closed before all of it was read
-        s.settimeout(IO_TIMEOUT)
-        data = b""
-        deadline = time.monotonic() + IO_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (ssl.SSLError, ConnectionResetError):
-                return data, True
-            except socket.timeout:
-                return data, False
-            if not chunk:
-                return data, True
-            data += chunk
-        return data, False
+        return receive_until_closed(s, IO_TIMEOUT)
     finally:
         s.close()
 
@@ -96,11 +79,12 @@ def test_chunked_body_refused_at_headers(gw, certs, path, size):
     access log is the 413 the client reads, and nothing pipelined behind
     it is answered."""
     raw = _chunked(path, size) + b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
-    data, closed = _send_all_read_all(gw.port, certs, raw)
+    got = _send_all_read_all(gw.port, certs, raw)
+    data = got.data
     resp, rest = parse_response(data)
     assert resp.status == 413, data[:300]
     assert (resp.header("Connection") or "").lower() == "close", resp.headers
-    assert closed and b"HTTP/1." not in rest, data[:600]
+    assert got.closed and b"HTTP/1." not in rest, (got.end, data[:600])
 
     def line():
         return [e for e in gw.access() if e.get("path") == path]
@@ -116,11 +100,12 @@ def test_length_body_over_limit_closes(gw, certs):
     read, with Connection: close (the body is left unread)."""
     raw = (b"POST /health/cl-big HTTP/1.1\r\nHost: localhost\r\n"
            b"Content-Length: 8000\r\n\r\n" + b"b" * 8000)
-    data, closed = _send_all_read_all(gw.port, certs, raw)
+    got = _send_all_read_all(gw.port, certs, raw)
+    data = got.data
     resp, _ = parse_response(data)
     assert resp.status == 413, data[:300]
     assert (resp.header("Connection") or "").lower() == "close", resp.headers
-    assert closed
+    assert got.closed, got.end
     entries = wait_until(lambda: [e for e in gw.access()
                                   if e.get("path") == "/health/cl-big"], 5)
     assert [e["status"] for e in entries] == [413], entries

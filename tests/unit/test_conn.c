@@ -86,7 +86,8 @@ static int teardown(void **state)
 	limits_free(f->limits);
 	gen_unref(f->gen);
 	for (i = 0; i < f->n_peers; i++)
-		close(f->peers[i]);
+		if (f->peers[i] >= 0)
+			close(f->peers[i]);
 	free(f);
 	return 0;
 }
@@ -189,12 +190,48 @@ static void test_conn_unref_releases_limits(void **state)
 	assert_int_equal(atomic_load(&f->open_conns), 0);
 }
 
+/*
+ * MHD ends an idle kTLS connection itself (here on the client's EOF; its
+ * timeout, a KeyUpdate are the same path). With MHD_USE_TURBO it sends no
+ * shutdown of its own: the gateway ends the socket, lingering on its own
+ * duplicate, and MHD's close only drops MHD's descriptor.
+ */
+static void test_conn_mhd_close_lingers(void **state)
+{
+	struct fixture *f = *state;
+	struct conn *a = kTLS_conn(f);
+	int peer = f->peers[f->n_peers - 1], fd = a->fd, i;
+	char b[16];
+	ssize_t n;
+
+	assert_int_equal(handoff(f, a), 0);
+	assert_int_equal(shutdown(peer, SHUT_WR), 0);
+	for (i = 0; i < 100 && f->list.n; i++)
+		loop_run_once(f->list.loop, 100);
+	assert_int_equal(f->list.n, 0); /* MHD closed it; the conn is gone */
+	assert_int_equal(atomic_load(&f->open_conns), 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1); /* MHD's descriptor */
+	assert_int_equal(f->list.n_lingering, 1);
+	/* The gateway's FIN came (its shutdown on the duplicate), and the
+	 * lingering socket ends when the client closes. */
+	while ((n = read(peer, b, sizeof(b))) > 0)
+		;
+	assert_int_equal(n, 0);
+	close(peer);
+	f->peers[f->n_peers - 1] = -1;
+	for (i = 0; i < 100 && f->list.n_lingering; i++)
+		loop_run_once(f->list.loop, 100);
+	assert_int_equal(f->list.n_lingering, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_conn_mhd_refusal_releases_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_unref_releases_limits,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conn_mhd_close_lingers,
 						setup, teardown),
 	};
 

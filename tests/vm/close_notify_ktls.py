@@ -1,39 +1,53 @@
 # SPDX-License-Identifier: MIT
-"""close_notify on the gateway's own closes over kTLS, in the VM (run by
+"""close_notify on every close of a kTLS connection, in the VM (run by
 test_close_notify_ktls.sh).
 
-On kTLS libmicrohttpd owns the client's TCP socket and closes it itself;
-the gateway sends a close_notify alert through the kernel first. For TLS
-1.2 and 1.3 (ktls = on; each connection must add one kernel TX and one RX
-context, and its access-log line must say data_path "ktls"):
+On kTLS libmicrohttpd owns the client's TCP socket; the gateway sends a
+close_notify alert through the kernel before the FIN, whoever decided the
+close. For TLS 1.2 and 1.3 (ktls = on; each connection must add one kernel
+TX and one RX context, and its access-log line must say data_path "ktls"):
   - a request with "Connection: close", read until EOF with Python ssl
-    (ragged EOFs not suppressed): the response, then a clean TLS close,
-    never SSLEOFError;
+    (ragged EOFs not suppressed, helpers.receive_until_closed): the
+    response, then a clean TLS close, never a bare EOF;
   - the same request through `openssl s_client -ign_eof`: the response,
     and no "unexpected eof";
   - a request the gateway refuses with "Connection: close" (two
     Content-Length values: 400), an HTTP/1.0 request, and a keep-alive
     request followed by a "Connection: close" one on the same connection
     (the first must not end it): a clean close too;
+  - closes libmicrohttpd decides on an idle keep-alive connection, with no
+    callback before its own close: its idle timeout (request_timeout = 2s
+    on a second gateway), a TLS 1.3 KeyUpdate and a TLS 1.2 renegotiation
+    attempt between requests (s_client's "k" / "R" commands; s_client
+    must end by itself, print "closed" and no "unexpected eof");
+  - a KeyUpdate in the middle of a request body: the close is clean (no
+    response was under way), the access-log line has note "client key
+    update" and mtlsgw_ktls_key_update_closes_total counts it;
   - drain: an idle keep-alive connection when the gateway gets SIGTERM is
     closed with a close_notify.
 
 Prints "VMTEST: PASS name" / "VMTEST: FAIL name: why" lines.
 """
+import array
+import fcntl
 import os
+import re
+import select
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "integration"))
 
 import gateway_ktls as g  # noqa: E402
+from helpers import Certs, connect_tls, receive_until_closed  # noqa: E402
 
 WORK = Path(os.environ.get("VM_WORK", "/tmp/vmtest")) / "closenotify"
 IO_TIMEOUT = 30
@@ -44,33 +58,35 @@ BAD_REQ = (b"POST /index.html HTTP/1.1\r\nHost: localhost\r\n"
 KEEP_REQ = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
 HTTP10_REQ = b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n"
 BODY = b"hello\n"
+# A body announced but never finished: the request is in progress when the
+# KeyUpdate arrives (the first byte must not be an s_client command).
+UPLOAD_HEAD = (b"POST /index.html HTTP/1.1\r\nHost: localhost\r\n"
+               b"Content-Length: 100000\r\n\r\n" + b"u" * 1000)
+KU_METRIC = "mtlsgw_ktls_key_update_closes_total"
 
 
 def connect(certs, port, version):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=f"{certs}/ca.crt")
-    v = ssl.TLSVersion.TLSv1_2 if version == "1.2" else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = ctx.maximum_version = v
-    # A TCP EOF without close_notify must raise SSLEOFError, not read as
-    # b"": Python sets OP_IGNORE_UNEXPECTED_EOF by default, clear it.
-    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
-    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), IO_TIMEOUT),
-                           server_hostname="localhost", suppress_ragged_eofs=False)
+    # A TCP EOF without close_notify must read as "eof", not as a close.
+    return connect_tls(port, Certs(Path(certs)), version, timeout=IO_TIMEOUT,
+                       strict_eof=True)
 
 
-def read_to_end(s, data=b""):
-    """(bytes, how it ended): "close_notify", or the error seen."""
+def read_to_end(s):
+    """(bytes, how it ended): "close_notify", or what happened instead."""
+    got = receive_until_closed(s, IO_TIMEOUT)
+    return got.data, got.end
+
+
+def read_response(s):
+    """A keep-alive answer: bytes up to the end of BODY."""
+    data = b""
     s.settimeout(IO_TIMEOUT)
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ssl.SSLEOFError as e:
-            return data, "no close_notify (%s)" % e
-        except (ssl.SSLError, OSError) as e:
-            return data, "%s: %s" % (type(e).__name__, e)
+    while not data.endswith(BODY):
+        chunk = s.recv(65536)
         if not chunk:
-            return data, "close_notify"
+            break
         data += chunk
+    return data
 
 
 def check_ktls(gw, d, n, conns=None):
@@ -96,12 +112,7 @@ def python_close(gw, certs, version, tag, req, want, keep_first=False):
             s = connect(certs, gw.port, version)
             if keep_first:
                 s.sendall(KEEP_REQ)
-                s.settimeout(IO_TIMEOUT)
-                while not first.endswith(BODY):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    first += chunk
+                first = read_response(s)
             s.sendall(req)
             data, end = read_to_end(s)
             s.close()
@@ -138,6 +149,168 @@ def s_client_close(gw, certs, version, tag):
     return g.result(tag, not why, "; ".join(why))
 
 
+def idle_timeout(gw, certs, version):
+    """An idle keep-alive connection closed by libmicrohttpd's own
+    timeout (request_timeout = 2s): close_notify first."""
+    tag = "closenotify-tls%s-idle-timeout-clean" % version
+    with g.Delta() as d:
+        try:
+            s = connect(certs, gw.port, version)
+            s.sendall(KEEP_REQ)
+            first = read_response(s)
+            data, end = read_to_end(s)
+            s.close()
+        except (ssl.SSLError, OSError) as e:
+            return g.result(tag, False, "%s: %s" % (type(e).__name__, e))
+    why = check_ktls(gw, d, 1)
+    if not first.startswith(b"HTTP/1.1 200"):
+        why.append("keep-alive response %r" % first[:120])
+    if data:
+        why.append("bytes after the response: %r" % data[:120])
+    if end != "close_notify":
+        why.append(end)
+    return g.result(tag, not why, "; ".join(why))
+
+
+def pipe_pending(f):
+    n = array.array("i", [0])
+    fcntl.ioctl(f.fileno(), termios.FIONREAD, n)
+    return n[0]
+
+
+class SClient:
+    """openssl s_client with its stdin kept open (its EOF would end the
+    session). Its commands ("k" KeyUpdate, "R" renegotiate) act only when
+    a read from stdin starts with them, and it reads stdin again only once
+    the previous read went out: type() waits until the pipe is empty."""
+
+    def __init__(self, certs, port, version):
+        args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                "-servername", "localhost", "-CAfile", f"{certs}/ca.crt",
+                "-tls1_3" if version == "1.3" else "-tls1_2"]
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        self.out = b""
+        self.deadline = time.monotonic() + 2 * IO_TIMEOUT
+
+    def read(self, wait):
+        """More output (b"" once s_client is gone), or None."""
+        r, _, _ = select.select([self.p.stdout], [], [], wait)
+        if not r:
+            return None
+        chunk = os.read(self.p.stdout.fileno(), 65536)
+        self.out += chunk
+        return chunk
+
+    def type(self, data):
+        try:
+            self.p.stdin.write(data)
+            self.p.stdin.flush()
+        except OSError:
+            return False
+        while pipe_pending(self.p.stdin):
+            if time.monotonic() > self.deadline or self.read(0.05) == b"":
+                return False
+        return True
+
+    def wait_for(self, marker):
+        while marker not in self.out:
+            if time.monotonic() > self.deadline or self.read(0.5) == b"":
+                return False
+        return True
+
+    def wait_exit(self):
+        """Until s_client ends by itself (the server closed)."""
+        while self.read(0.5) != b"":
+            if time.monotonic() > self.deadline:
+                return False
+        return self.p.wait(30) is not None
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        self.p.stdout.close()
+        return self.out.decode(errors="replace")
+
+
+def s_client_clean_end(out, why):
+    if "unexpected eof" in out.lower():
+        why.append("s_client: unexpected eof")
+    if not re.search(r"^closed\r?$", out, re.M):
+        why.append('s_client did not print "closed" (no close_notify)')
+
+
+def idle_client_close(gw, certs, version, cmd, tag, key_update):
+    """CMD typed into s_client after one keep-alive request was answered:
+    the connection ends, with a close_notify."""
+    before = g.metric(gw.port, certs, KU_METRIC) if key_update else None
+    gw.new_access()
+    with g.Delta() as d:
+        c = SClient(certs, gw.port, version)
+        try:
+            answered = c.type(KEEP_REQ) and c.wait_for(BODY)
+            ended = answered and c.type(cmd) and c.wait_exit()
+        finally:
+            out = c.close()
+    why = check_ktls(gw, d, 1)
+    if not answered:
+        why.append("no answer to the keep-alive request")
+    elif not ended:
+        why.append("s_client did not end after %r" % cmd)
+    if out.count("HTTP/1.1 200") != 1:
+        why.append("%d answers, want 1" % out.count("HTTP/1.1 200"))
+    s_client_clean_end(out, why)
+    if key_update:
+        after = g.metric(gw.port, certs, KU_METRIC)
+        gw.new_access()
+        if before is None or after != before + 1:
+            why.append("%s %s -> %s" % (KU_METRIC, before, after))
+    if why:
+        g.note("s_client output: " + out[-1000:].replace("\n", "\n    "))
+    return g.result(tag, not why, "; ".join(why))
+
+
+def keyupdate_mid_body(gw, certs):
+    """A TLS 1.3 KeyUpdate while a request body is being read: the request
+    ends with note "client key update", counted once, and the close is
+    clean (no response was under way)."""
+    tag = "closenotify-tls1.3-keyupdate-mid-body"
+    before = g.metric(gw.port, certs, KU_METRIC)
+    gw.new_access()
+    with g.Delta() as d:
+        c = SClient(certs, gw.port, "1.3")
+        try:
+            ended = c.type(UPLOAD_HEAD) and c.type(b"k\n") and c.wait_exit()
+        finally:
+            out = c.close()
+    why = []
+    if d.tx != 1 or d.rx != 1:
+        why.append("kernel contexts TX %d RX %d, want 1 each" % (d.tx, d.rx))
+    time.sleep(0.3)
+    entries = gw.new_access()
+    if len(entries) != 1 or entries[0].get("note") != "client key update" or \
+            entries[0].get("data_path") != "ktls" or entries[0].get("method") != "POST":
+        why.append("access log %s" % entries)
+    if not ended:
+        why.append("s_client did not end after the KeyUpdate")
+    if "HTTP/1." in out:
+        why.append("an answer to the cut request")
+    s_client_clean_end(out, why)
+    after = g.metric(gw.port, certs, KU_METRIC)
+    gw.new_access()
+    if before is None or after != before + 1:
+        why.append("%s %s -> %s" % (KU_METRIC, before, after))
+    if why:
+        g.note("s_client output: " + out[-1000:].replace("\n", "\n    "))
+    return g.result(tag, not why, "; ".join(why))
+
+
 def drain(gw, certs):
     """SIGTERM with an idle keep-alive per version: each gets close_notify."""
     socks = {}
@@ -146,14 +319,7 @@ def drain(gw, certs):
             try:
                 s = connect(certs, gw.port, version)
                 s.sendall(KEEP_REQ)
-                s.settimeout(IO_TIMEOUT)
-                data = b""
-                while not data.endswith(BODY):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                socks[version] = (s, data)
+                socks[version] = (s, read_response(s))
             except (ssl.SSLError, OSError) as e:
                 g.result("closenotify-drain-tls%s" % version, False,
                          "%s: %s" % (type(e).__name__, e))
@@ -214,7 +380,27 @@ def main():
                          CLOSE_REQ, b"HTTP/1.1 200", keep_first=True)
             python_close(gw, certs, version, tag + "http1.0-clean",
                          HTTP10_REQ, b"HTTP/1.1 200")
+        idle_client_close(gw, certs, "1.3", b"k\n",
+                          "closenotify-tls1.3-keyupdate-between-requests-clean", True)
+        idle_client_close(gw, certs, "1.2", b"R\n",
+                          "closenotify-tls1.2-renegotiation-between-requests-clean", False)
+        keyupdate_mid_body(gw, certs)
         drain(gw, certs)
+    finally:
+        gw.stop()
+    # libmicrohttpd's own idle timeout, on a gateway that times out soon.
+    port = g.free_port()
+    text = g.config(certs, root, port, g.free_port(), "on", WORK / "idle" / "access.log")
+    gw = g.Gateway("idle", port, text.replace("[server]\n", "[server]\nrequest_timeout = 2s\n", 1))
+    try:
+        try:
+            gw.start()
+        except RuntimeError as e:
+            g.result("closenotify-idle-gw-starts", False, str(e)[-800:])
+            return 0
+        gw.new_access()
+        for version in ("1.2", "1.3"):
+            idle_timeout(gw, certs, version)
     finally:
         gw.stop()
     return 0

@@ -13,8 +13,6 @@ Prints "VMTEST: PASS name" / "VMTEST: FAIL name: why" lines.
 """
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -25,44 +23,18 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 import gateway_ktls as g  # noqa: E402
-from helpers import parse_response  # noqa: E402
-from test_http_framing import CASES, PIPELINED  # noqa: E402
+from helpers import Certs, parse_response  # noqa: E402
+from test_http_framing import CASES, exchange  # noqa: E402
 
 WORK = Path(os.environ.get("VM_WORK", "/tmp/vmtest")) / "framing"
 IO_TIMEOUT = 30
 
 
-def exchange(certs, port, version, raw):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=f"{certs}/ca.crt")
-    v = ssl.TLSVersion.TLSv1_2 if version == "1.2" else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = ctx.maximum_version = v
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), IO_TIMEOUT),
-                        server_hostname="localhost")
-    try:
-        s.sendall(raw + PIPELINED)
-        s.settimeout(IO_TIMEOUT)
-        data = b""
-        deadline = time.monotonic() + IO_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (ssl.SSLError, ConnectionResetError):
-                return data, True
-            except socket.timeout:
-                return data, False
-            if not chunk:
-                return data, True
-            data += chunk
-        return data, False
-    finally:
-        s.close()
-
-
 def check(gw, certs, version, name, raw, status, note):
     tag = "framing-tls%s-%s" % (version, name)
     try:
-        data, closed = exchange(certs, gw.port, version, raw)
+        got = exchange(gw.port, Certs(Path(certs)), raw, version, IO_TIMEOUT)
+        data = got.data
         resp, rest = parse_response(data)
     except Exception as e:  # noqa: BLE001 -- any failure is this case's
         return g.result(tag, False, "%s: %s" % (type(e).__name__, e))
@@ -71,8 +43,8 @@ def check(gw, certs, version, name, raw, status, note):
         why.append("status %d, want %d" % (resp.status, status))
     if (resp.header("Connection") or "").lower() != "close":
         why.append("no Connection: close")
-    if not closed:
-        why.append("connection left open")
+    if not got.closed:
+        why.append("connection not closed (%s)" % got.end)
     if b"HTTP/1." in rest:
         why.append("pipelined request answered")
     time.sleep(0.2)
