@@ -641,8 +641,8 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	/* An error ends the connection; once a response was under way it may
 	 * be cut short, and a close_notify must never make that look like a
 	 * clean end (http_notify_connection). */
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status)
-		rq->conn->close_unclean = true;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_mhd_error_end(rq->conn, rq->status != 0);
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())
