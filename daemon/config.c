@@ -202,6 +202,7 @@ static const struct config_keyword config_keywords[] = {
 	KW("host_id", SEC_FLEET, T_STRING, CFG(fleet_host_id), .chars = "._-",
 	   .max_len = 64),
 	KW("required", SEC_FLEET, T_BOOL, CFG(fleet_required)),
+	KW("cluster", SEC_FLEET, T_BOOL, CFG(fleet_cluster)),
 };
 
 _Static_assert(sizeof(config_keywords) / sizeof(config_keywords[0]) ==

@@ -229,6 +229,7 @@ struct config {
 	char *fleet_key_prefix;
 	char *fleet_host_id; /* "auto" => hostname */
 	bool fleet_required; /* /ready 503 while Redis is unreachable */
+	bool fleet_cluster;  /* redis = seed nodes of a Redis Cluster */
 	int fleet_line;	     /* of the [fleet] header, 0 if none */
 };
 

@@ -90,10 +90,23 @@ static void config_check_fleet(struct config_ctx *ctx)
 				     r);
 		}
 	}
-	if (cfg->fleet_redis.count > 1 && !cfg->fleet_sentinel_master)
+	if (cfg->fleet_cluster && cfg->fleet_sentinel_master)
+		config_error(ctx, line,
+			     "cluster = yes and sentinel_master exclude each "
+			     "other in [fleet]");
+	for (size_t i = 0; cfg->fleet_cluster && i < cfg->fleet_redis.count;
+	     i++)
+		if (!strncmp(cfg->fleet_redis.items[i], "unix:", 5))
+			config_error(ctx, line,
+				     "redis = %s: cluster = yes needs "
+				     "host:port (cluster nodes)",
+				     cfg->fleet_redis.items[i]);
+	if (cfg->fleet_redis.count > 1 && !cfg->fleet_sentinel_master &&
+	    !cfg->fleet_cluster)
 		config_error(ctx, line,
 			     "several 'redis' addresses are Sentinels: set "
-			     "'sentinel_master = NAME' in [fleet]");
+			     "'sentinel_master = NAME' in [fleet] (or cluster "
+			     "nodes: 'cluster = yes')");
 }
 
 static void config_check_location(struct config_ctx *ctx, size_t i)

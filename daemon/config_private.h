@@ -82,7 +82,7 @@ struct config_keyword {
 
 /* Entries in config_keywords[] (config.c); a _Static_assert there keeps
  * the two in step. */
-#define CONFIG_NKW 68
+#define CONFIG_NKW 69
 
 /* First line of each keyword within one section instance (0 = unset). */
 struct config_seen {

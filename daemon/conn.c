@@ -310,6 +310,16 @@ void conn_close_notify(struct conn *c)
 			  strerror(errno));
 }
 
+void conn_mhd_error_end(struct conn *c, bool cut)
+{
+	if (cut)
+		c->close_unclean = true;
+	else
+		conn_close_notify(c);
+	if (c->mhd_fd >= 0)
+		shutdown(c->mhd_fd, SHUT_WR);
+}
+
 void conn_request_begin(struct conn *c)
 {
 	c->active_requests++;

@@ -157,6 +157,17 @@ void conn_mhd_detach(struct conn *c, bool still_open);
  */
 void conn_close_notify(struct conn *c);
 
+/*
+ * MHD ended a request with an error and has marked the connection closed
+ * (it sends no shutdown of its own: MHD_USE_TURBO, http.c). Say so to the
+ * other side now, as MHD without TURBO did: on kTLS a close_notify first
+ * unless a response was cut short (CUT), then shutdown(SHUT_WR) of MHD's
+ * socket. MHD 0.9.75 leaves a connection it closed while producing a body
+ * in its idle step (a content reader's error) uncleaned until its timeout,
+ * so without this the client (or the relay) would wait that long.
+ */
+void conn_mhd_error_end(struct conn *c, bool cut);
+
 /* An HTTP request starts / ends on this connection. */
 void conn_request_begin(struct conn *c);
 void conn_request_end(struct conn *c);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include <linux/openat2.h>
 
+#include "filecache.h"
 #include "files.h"
 #include "log.h"
 
@@ -28,6 +30,9 @@
 #define FILES_OPEN_RETRIES 4   /* openat2 EAGAIN: a rename raced the walk */
 #define FILES_LOG_PATH_MAX 200 /* path bytes shown in an error-log line */
 #define FILES_ALLOW	   "GET, HEAD"
+
+/* A cached file up to this size is answered from memory (files_send). */
+#define FILES_SMALL_MAX (32 * 1024)
 
 static const char *const files_days[7] = {"Sun", "Mon", "Tue", "Wed",
 					  "Thu", "Fri", "Sat"};
@@ -513,9 +518,48 @@ static int files_not_modified(struct http_request *rq, const struct stat *st)
 	return st->st_mtime <= t;
 }
 
-/* FD is an open regular file; it is always consumed. */
+/* A descriptor MHD may own and close: FD itself, or a duplicate of the
+ * cache's. -1 (errno) if that failed. */
+static int files_fd_for_mhd(int fd, bool cached)
+{
+	return cached ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+}
+
+/* A small file from the cache: read into the response, so MHD writes head
+ * and body at once (pread() instead of openat2, fstat, close, sendfile).
+ * NULL with *stale when the file is shorter than its cached stat says. */
+static struct MHD_Response *files_small_response(int fd, size_t size,
+						 bool *stale)
+{
+	struct MHD_Response *resp;
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf)
+		return NULL;
+	do
+		n = pread(fd, buf, size, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 || (size_t)n != size) {
+		free(buf);
+		*stale = true;
+		return NULL;
+	}
+	resp = MHD_create_response_from_buffer(size, buf,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		free(buf);
+	return resp;
+}
+
+/*
+ * Answer with regular file FD, which is consumed unless CACHED: then it is
+ * the open-file cache's (never closed here), and *STALE says the file
+ * changed under the cache and nothing was answered.
+ */
 static enum MHD_Result files_send(struct http_request *rq, int fd,
-				  const struct stat *st, const char *name)
+				  const struct stat *st, const char *name,
+				  bool cached, bool *stale)
 {
 	struct MHD_Response *resp;
 	char lm[FILES_DATE_LEN], cr[96];
@@ -530,6 +574,9 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 	if (files_not_modified(rq, st)) {
 		/* The fd response gives the Content-Length a 200 would have
 		 * (RFC 9110 8.6); MHD sends no body with a 304. */
+		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
+			goto fail;
+		cached = false;
 		resp = MHD_create_response_from_fd64(size, fd);
 		if (!resp)
 			goto fail_fd;
@@ -555,14 +602,26 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 		range = files_parse_range(rh, size, &first, &last);
 	}
 	if (range < 0) {
-		close(fd);
+		if (!cached)
+			close(fd);
 		snprintf(cr, sizeof(cr), "bytes */%llu", size);
 		rq->note = "range not satisfiable";
 		return files_respond_buffer(rq, 416,
 					    "416 Range Not Satisfiable\n",
 					    MHD_HTTP_HEADER_CONTENT_RANGE, cr);
 	}
-	if (range > 0) {
+	if (range == 0 && !head && cached && size <= FILES_SMALL_MAX) {
+		resp = files_small_response(fd, (size_t)size, stale);
+		if (*stale)
+			return MHD_NO; /* nothing queued: the caller reopens */
+		if (!resp)
+			goto fail;
+		status = 200;
+		rq->bytes_out = size;
+	} else if (range > 0) {
+		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
+			goto fail;
+		cached = false;
 		resp = MHD_create_response_from_fd_at_offset64(last - first + 1,
 							       fd, first);
 		if (!resp)
@@ -577,6 +636,9 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 	} else {
 		/* HEAD too: MHD sends the headers, Content-Length = size,
 		 * and no body. */
+		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
+			goto fail;
+		cached = false;
 		resp = MHD_create_response_from_fd64(size, fd);
 		if (!resp)
 			goto fail_fd;
@@ -588,7 +650,8 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 	return http_respond(rq, status, resp);
 
 fail_fd:
-	close(fd);
+	if (!cached)
+		close(fd);
 	goto fail;
 fail_resp:
 	MHD_destroy_response(resp); /* closes fd */
@@ -616,85 +679,9 @@ static int files_open_index(int rootfd, const char *rel, const char *index,
 	return files_openat2(rootfd, buf);
 }
 
-/*
- * The worker's open root directories. An open() and a close() of the root
- * on every request were two of the twenty syscalls of a small file; the
- * descriptor is now kept per worker thread, keyed by the configuration
- * (a reload misses) and the path, and reopened after FILES_ROOT_TTL_MS so
- * a root directory replaced on disk is seen soon, as without the cache.
- */
-#define FILES_ROOT_SLOTS  4
-#define FILES_ROOT_TTL_MS 1000
-
-struct files_root {
-	const void *cfg;
-	char *path; /* NULL: free slot */
-	int fd;
-	uint64_t expires_ms;
-};
-
-static _Thread_local struct files_root files_roots[FILES_ROOT_SLOTS];
-
-static uint64_t files_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* An O_PATH descriptor of ROOT owned by the cache (the caller does not
- * close it), or -1 with errno. */
-static int files_root_fd(const void *cfg, const char *root)
-{
-	struct files_root *e, *victim = NULL;
-	uint64_t now = files_now_ms();
-	char *path;
-	int fd, i;
-
-	for (i = 0; i < FILES_ROOT_SLOTS; i++) {
-		e = &files_roots[i];
-		if (e->path && e->cfg == cfg && strcmp(e->path, root) == 0) {
-			if (now < e->expires_ms)
-				return e->fd;
-			victim = e;
-			break;
-		}
-		if (!victim || !e->path ||
-		    (victim->path && e->expires_ms < victim->expires_ms))
-			victim = e;
-	}
-	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	path = strdup(root);
-	if (!path) {
-		close(fd);
-		errno = ENOMEM;
-		return -1;
-	}
-	if (victim->path) {
-		close(victim->fd);
-		free(victim->path);
-	}
-	victim->cfg = cfg;
-	victim->path = path;
-	victim->fd = fd;
-	victim->expires_ms = now + FILES_ROOT_TTL_MS;
-	return fd;
-}
-
 void files_thread_cleanup(void)
 {
-	int i;
-
-	for (i = 0; i < FILES_ROOT_SLOTS; i++) {
-		if (!files_roots[i].path)
-			continue;
-		close(files_roots[i].fd);
-		free(files_roots[i].path);
-		files_roots[i].path = NULL;
-	}
+	filecache_thread_cleanup();
 }
 
 enum files_dir {
@@ -739,6 +726,7 @@ enum MHD_Result files_handle(struct http_request *rq)
 	const char *rel, *name, *index, *what = "open";
 	enum MHD_Result r;
 	struct stat st;
+	bool cached, stale = false;
 	int rootfd, fd = -1, err;
 
 	if (strcmp(rq->method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -756,7 +744,7 @@ enum MHD_Result files_handle(struct http_request *rq)
 	index = rq->loc->index && rq->loc->index[0] ? rq->loc->index
 						    : CONFIG_DEFAULT_INDEX;
 
-	rootfd = files_root_fd(rq->cfg, rq->loc->root);
+	rootfd = filecache_root_fd(rq->gen->id, rq->loc->root);
 	if (rootfd < 0) {
 		err = errno;
 		log_error("files: root %s: %s", rq->loc->root, strerror(err));
@@ -773,6 +761,14 @@ enum MHD_Result files_handle(struct http_request *rq)
 		rel = ".";
 	name = rel;
 
+	fd = filecache_get(rq->gen->id, rq->loc->root, rel, &st);
+	if (fd >= 0) {
+		r = files_send(rq, fd, &st, name, true, &stale);
+		if (!stale)
+			return r;
+		filecache_drop(rq->gen->id, rq->loc->root, rel);
+		stale = false;
+	}
 	fd = files_openat2(rootfd, rel);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err = errno;
@@ -797,11 +793,20 @@ enum MHD_Result files_handle(struct http_request *rq)
 		rq->note = "not a regular file";
 		return http_respond_text(rq, 403, "403 Forbidden\n");
 	}
-	/* MHD wants a blocking descriptor (regular files never block).
-	 * O_NONBLOCK is the only status flag set at open: clear them all,
-	 * no F_GETFL needed. */
-	fcntl(fd, F_SETFL, 0);
-	return files_send(rq, fd, &st, name);
+	/* O_NONBLOCK from the open stays: it changes nothing for a regular
+	 * file (reads and sendfile from the page cache never say EAGAIN),
+	 * and clearing it was one system call per request. An index file
+	 * is not cached under its directory's path (its name gives the
+	 * Content-Type). */
+	cached = name == rel &&
+		 filecache_put(rq->gen->id, rq->loc->root, rel, fd, &st);
+	r = files_send(rq, fd, &st, name, cached, &stale);
+	if (!stale)
+		return r;
+	/* Shorter than fstat said a moment ago: changing under us. */
+	filecache_drop(rq->gen->id, rq->loc->root, rel);
+	rq->note = "file changed while read";
+	return http_respond_text(rq, 503, "503 Service Unavailable\n");
 
 fail:
 	if (fd >= 0)

@@ -322,11 +322,15 @@ static struct fleet_entry *fleet_get(struct fleet *f, const char *fp,
 }
 
 /* Whether the fleet's view is recent enough to decide on, else which
- * fallback applies: 1 fleet view, 0 static shares, -1 local only. */
-static int fleet_mode(struct fleet *f, uint64_t now, int fail)
+ * fallback applies: 1 fleet view, 0 static shares, -1 local only. In a
+ * Cluster, an identity whose node is unreachable past the hold time falls
+ * back alone. */
+static int fleet_mode(struct fleet *f, const struct fleet_entry *e,
+		      uint64_t now, int fail)
 {
-	if (atomic_load(&f->state) == FLEET_CONNECTED ||
-	    now - atomic_load(&f->last_ok_ms) <= f->hold_ms)
+	if ((atomic_load(&f->state) == FLEET_CONNECTED ||
+	     now - atomic_load(&f->last_ok_ms) <= f->hold_ms) &&
+	    (!e->down_ms || now - e->down_ms <= f->hold_ms))
 		return 1;
 	return fail == CONFIG_FLEET_FAIL_LOCAL ? -1 : 0;
 }
@@ -377,7 +381,7 @@ int fleet_conn_open(struct fleet *f, int fd, const char *fp,
 		atomic_fetch_add(&fleet_m_ref_conns, 1);
 		return FLEET_LIMITED;
 	}
-	mode = fleet_mode(f, now, fail);
+	mode = fleet_mode(f, e, now, fail);
 	if (lim.max_conns && mode == 1) {
 		/* Others' connections as of the last sync of this identity;
 		 * a view older than the hold time is no view. */
@@ -427,7 +431,7 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	lock = fleet_lock_of(f, e->fp);
 	pthread_mutex_lock(lock);
 	fleet_local_window(e, now);
-	mode = fleet_mode(f, now, fail);
+	mode = fleet_mode(f, e, now, fail);
 	if (lim.req_rate && mode == 1) {
 		/* In a window no sync has reported yet, every gateway takes
 		 * only its share, so that they do not each admit the whole
@@ -663,6 +667,7 @@ static int fleet_setup(struct fleet *f, const struct config *cfg)
 	}
 	f->sync_ms = cfg->fleet_sync_ms;
 	f->required = cfg->fleet_required;
+	f->cluster = cfg->fleet_cluster;
 	f->hold_ms = 5 * f->sync_ms > FLEET_HOLD_MIN_MS ? 5 * f->sync_ms
 							: FLEET_HOLD_MIN_MS;
 	f->timeout_ms = 5 * f->sync_ms > FLEET_TIMEOUT_MIN_MS
@@ -761,7 +766,8 @@ void fleet_reload(struct fleet *f, const struct config *cfg)
 	pthread_rwlock_unlock(&f->lims_lock);
 	fleet_limits_free(old);
 	if (cfg->fleet_sync_ms != f->sync_ms ||
-	    strcmp(cfg->fleet_key_prefix, f->prefix))
+	    strcmp(cfg->fleet_key_prefix, f->prefix) ||
+	    cfg->fleet_cluster != f->cluster)
 		log_warn("fleet: [fleet] changes apply at the next restart");
 }
 

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "fleet.h"
+#include "fleet_cluster.h"
 
 #define FLEET_FP_LEN	     64
 #define FLEET_CHAINS	     65536
@@ -89,6 +90,9 @@ struct fleet_entry {
 	uint64_t v_bytes;      /* fleet bytes out in the window */
 	uint32_t v_my_active;  /* ours as pushed with it */
 	uint32_t v_hosts;      /* gateways contributing */
+	uint64_t down_ms; /* cluster: its node unreachable since; 0 = not */
+	uint16_t slot1;	  /* cluster: its key slot + 1, 0 = not yet; sync
+			   * thread only */
 };
 
 /* Identities at a fleet limit somewhere: sorted, until our clock. */
@@ -125,6 +129,7 @@ struct fleet {
 	unsigned sync_ms, hold_ms, timeout_ms;
 	bool required;	       /* READY_FLEET while Redis is unreachable */
 	struct limits *limits; /* cert_stats: bytes; NULL = no byte counts */
+	bool cluster; /* redis = Cluster seed nodes (fleet_cluster.h) */
 
 	pthread_rwlock_t lims_lock;
 	struct fleet_limits *lims;
@@ -183,5 +188,69 @@ void fleet_metric_connected(bool up, size_t n_identities, size_t n_blocks);
 /* fleet_sync.c */
 int fleet_sync_start(struct fleet *f);
 void fleet_sync_stop(struct fleet *f);
+
+/* The sync thread's state, shared by fleet_sync.c and
+ * fleet_sync_cluster.c. */
+struct fleet_item; /* fleet_sync.c */
+
+/* A cluster reply to retry: item I on NODE, after ASKING if ASK. */
+struct fleet_retry {
+	size_t i;
+	int node;
+	bool ask;
+	char addr[FLEET_CLUSTER_ADDR_LEN]; /* ASK: the node named */
+};
+
+struct fleet_conn {
+	struct redisContext *c, *sub; /* cluster: C is the {blocks} node's */
+	struct fleet_cluster *cl;
+	struct fleet_retry *retry; /* FLEET_BATCH of them */
+	bool partial; /* cluster: some identities were not synced */
+	char sha[48];
+	char where[160];
+	unsigned backoff_ms;
+	uint64_t next_try_ms;
+	bool warned_down; /* the current outage was logged */
+	bool ever_up;
+	struct fleet_item *items;
+	size_t cap;
+};
+
+/* fleet_sync.c, for fleet_sync_cluster.c: SCRIPT LOAD on C (at WHERE);
+ * the connection of item I's keys (NODE: its cluster node); give item I's
+ * deltas back to the next sync (DOWN: its node is unreachable); send item
+ * I's script on C; apply reply R to item I (false if R is not a result). */
+int fleet_sync_load(struct fleet_conn *fc, struct redisContext *c,
+		    const char *where, char *err, size_t n);
+struct redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc,
+				    size_t i, int *node);
+void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
+			 bool down);
+void fleet_sync_send(struct fleet *f, struct fleet_conn *fc,
+		     struct redisContext *c, size_t i);
+bool fleet_sync_done(struct fleet *f, struct fleet_conn *fc, size_t i,
+		     const struct redisReply *r, uint64_t *rms);
+
+/* fleet_sync_cluster.c: the Redis Cluster side of the sync thread. */
+/* Before a round: refresh a stale map, connect the primaries due, point
+ * fc->c at the {blocks} node. 0, or -1 with ERR. */
+int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
+			       char *err, size_t n);
+/* Node I's connection C broke: drop it, warn once per outage. */
+void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
+			  const struct redisContext *c);
+/* R (the reply to item I) is MOVED or ASK: noted as the NR-th retry. */
+bool fleet_sync_redirected(struct fleet *f, struct fleet_conn *fc,
+			   const struct redisReply *r, size_t i, size_t *nr);
+/* After the tail: TC (a tight set) or LIST (the block list) redirected?
+ * Re-read the map; fetch the list where the reply said. Returns the list
+ * to use (LIST, or a new reply; NULL if it cannot be had). */
+struct redisReply *fleet_sync_cluster_tail(struct fleet *f,
+					   struct fleet_conn *fc,
+					   const struct redisReply *tc,
+					   struct redisReply *list);
+/* Send the NR noted items once more, read and apply their replies. */
+void fleet_sync_retry(struct fleet *f, struct fleet_conn *fc, size_t nr,
+		      uint64_t *rms);
 
 #endif

@@ -11,8 +11,10 @@
  * once. On an error it drops both connections and reconnects with
  * exponential back-off; the deltas it could not push are pushed later.
  *
- * hiredis 0.14 has no Cluster client: the gateway talks to one primary
- * (directly, or found through Sentinel) and does not follow MOVED.
+ * One primary (directly, or found through Sentinel), or a Redis Cluster
+ * ([fleet] cluster = yes): each identity's script goes to its slot's
+ * primary, every node's pipeline is written before any is read; MOVED,
+ * ASK and node failures in fleet_sync_cluster.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fleet_cluster.h"
 #include "fleet_private.h"
 #include "fleet_redis.h"
 #include "log.h"
@@ -73,47 +76,62 @@ struct fleet_item {
 	uint64_t tight_conns, tight_reqs;
 };
 
-struct fleet_conn {
-	redisContext *c, *sub;
-	char sha[48];
-	char where[160];
-	unsigned backoff_ms;
-	uint64_t next_try_ms;
-	bool warned_down; /* the current outage was logged */
-	bool ever_up;
-	struct fleet_item *items;
-	size_t cap;
-};
-
 static void fleet_sync_drop(struct fleet_conn *fc)
 {
-	if (fc->c)
+	if (fc->cl) /* C too; the nodes' state stays for the next try */
+		fleet_cluster_disconnect(fc->cl);
+	else if (fc->c)
 		redisFree(fc->c);
 	if (fc->sub)
 		redisFree(fc->sub);
 	fc->c = fc->sub = NULL;
 }
 
+/* SCRIPT LOAD on C (at WHERE): 0, or -1 with ERR. */
+int fleet_sync_load(struct fleet_conn *fc, redisContext *c, const char *where,
+		    char *err, size_t n)
+{
+	redisReply *r = redisCommand(c, "SCRIPT LOAD %s", fleet_sync_lua);
+
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		snprintf(err, n, "%s: SCRIPT LOAD: %s", where,
+			 r && r->type == REDIS_REPLY_ERROR ? r->str
+							   : c->errstr);
+		if (r)
+			freeReplyObject(r);
+		return -1;
+	}
+	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
+	freeReplyObject(r);
+	return 0;
+}
+
 static int fleet_sync_connect(struct fleet *f, struct fleet_conn *fc, char *err,
 			      size_t n)
 {
 	char channel[128];
-	redisReply *r;
+	redisReply *r = NULL;
 
-	fc->c = fleet_redis_primary(f->redis, f->n_redis, f->sentinel_master,
-				    f->password, f->timeout_ms, fc->where,
-				    sizeof(fc->where), err, n);
-	if (!fc->c)
-		return -1;
-	r = redisCommand(fc->c, "SCRIPT LOAD %s", fleet_sync_lua);
-	if (!r || r->type != REDIS_REPLY_STRING) {
-		snprintf(err, n, "%s: SCRIPT LOAD: %s", fc->where,
-			 r && r->type == REDIS_REPLY_ERROR ? r->str
-							   : fc->c->errstr);
-		goto bad;
+	if (f->cluster) {
+		if (!fc->cl)
+			fc->cl = fleet_cluster_new(f->redis, f->n_redis,
+						   f->password, f->timeout_ms);
+		if (!fc->cl) {
+			snprintf(err, n, "out of memory");
+			return -1;
+		}
+		if (fleet_sync_cluster_prepare(f, fc, err, n) < 0)
+			goto bad_noreply;
+	} else {
+		fc->c = fleet_redis_primary(
+			f->redis, f->n_redis, f->sentinel_master, f->password,
+			f->timeout_ms, fc->where, sizeof(fc->where), err, n);
+		if (!fc->c)
+			return -1;
+		if (fleet_sync_load(fc, fc->c, fc->where, err, n) < 0)
+			goto bad_noreply;
 	}
-	snprintf(fc->sha, sizeof(fc->sha), "%s", r->str);
-	freeReplyObject(r);
+	/* In a Cluster, PUBLISH reaches the subscribers of every node. */
 	fc->sub =
 		fleet_redis_dial(fc->where, f->password, f->timeout_ms, err, n);
 	if (!fc->sub)
@@ -217,8 +235,48 @@ static void fleet_sync_restore(struct fleet *f, struct fleet_conn *fc,
 	}
 }
 
+/* The connection IT's keys live on: the one, or in a cluster its slot's
+ * primary (NODE; NULL while that node is unreachable). */
+redisContext *fleet_sync_ctx(struct fleet *f, struct fleet_conn *fc, size_t i,
+			     int *node)
+{
+	struct fleet_entry *e = fc->items[i].e;
+	char key[160];
+
+	*node = -1;
+	if (!fc->cl)
+		return fc->c;
+	if (!e->slot1) { /* once per identity: CRC16 is not free */
+		snprintf(key, sizeof(key), "%s{%s}:win", f->prefix, e->fp);
+		e->slot1 =
+			(uint16_t)(1 + fleet_cluster_keyslot(key, strlen(key)));
+	}
+	*node = fleet_cluster_node_of_slot(fc->cl, e->slot1 - 1u);
+	if (*node < 0) /* no primary serves it: ask again next round */
+		fleet_cluster_set_stale(fc->cl);
+	return fleet_cluster_ctx(fc->cl, *node);
+}
+
+/* Item I was not synced: its deltas go with the next sync; DOWN: its
+ * node is unreachable (the hold time starts). */
+void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
+			 bool down)
+{
+	struct fleet_entry *e = fc->items[i].e;
+	pthread_mutex_t *lock =
+		&f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
+
+	fc->partial = true;
+	pthread_mutex_lock(lock);
+	e->d_req += e->inflight;
+	e->inflight = 0;
+	if (down && !e->down_ms)
+		e->down_ms = fleet_now_ms();
+	pthread_mutex_unlock(lock);
+}
+
 static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
-			      const struct fleet_item *it)
+			      redisContext *c, const struct fleet_item *it)
 {
 	char k1[160], k2[160], a[7][24];
 	const char *argv[14];
@@ -248,7 +306,7 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 	argv[11] = FLEET_HOSTS_TTL_STR;
 	argv[12] = a[5];
 	argv[13] = a[6];
-	redisAppendCommandArgv(fc->c, 14, argv, NULL);
+	redisAppendCommandArgv(c, 14, argv, NULL);
 }
 
 /* "EXPIRES CREATED REASON": blocked unless EXPIRES is past NOW. */
@@ -311,6 +369,7 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 	lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
 	pthread_mutex_lock(lock);
 	e->inflight = 0;
+	e->down_ms = 0;
 	e->v_req = (uint64_t)r->element[0]->integer;
 	e->v_active = (uint64_t)r->element[1]->integer;
 	e->v_bytes = (uint64_t)r->element[5]->integer;
@@ -325,10 +384,11 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 }
 
 /* Append the marks of the identities found at a limit, the expiry and
- * read of both tight sets, the block list and TIME; returns how many
- * replies to read (the last two: block list, TIME). */
-static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc, size_t n,
-			      uint64_t rms)
+ * read of both tight sets (on CI, the {index} node), the block list and
+ * TIME (on fc->c); returns how many replies to read (the last two, from
+ * fc->c: block list, TIME). */
+static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc,
+			      redisContext *ci, size_t n, uint64_t rms)
 {
 	char kc[160], kr[160], kb[160];
 	size_t i, k = 0;
@@ -340,26 +400,26 @@ static size_t fleet_sync_tail(struct fleet *f, struct fleet_conn *fc, size_t n,
 		struct fleet_item *it = &fc->items[i];
 
 		if (it->tight_conns) {
-			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kc,
+			redisAppendCommand(ci, "ZADD %s GT %llu %s", kc,
 					   (unsigned long long)it->tight_conns,
 					   it->e->fp);
 			k++;
 		}
 		if (it->tight_reqs) {
-			redisAppendCommand(fc->c, "ZADD %s GT %llu %s", kr,
+			redisAppendCommand(ci, "ZADD %s GT %llu %s", kr,
 					   (unsigned long long)it->tight_reqs,
 					   it->e->fp);
 			k++;
 		}
 	}
 	/* Past entries go (RMS: Redis time of this sync, 0 if unknown). */
-	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kc,
+	redisAppendCommand(ci, "ZREMRANGEBYSCORE %s -inf (%llu", kc,
 			   (unsigned long long)rms);
-	redisAppendCommand(fc->c, "ZREMRANGEBYSCORE %s -inf (%llu", kr,
+	redisAppendCommand(ci, "ZREMRANGEBYSCORE %s -inf (%llu", kr,
 			   (unsigned long long)rms);
-	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kc,
+	redisAppendCommand(ci, "ZRANGE %s 0 %d WITHSCORES", kc,
 			   FLEET_MAX_BLOCKS - 1);
-	redisAppendCommand(fc->c, "ZRANGE %s 0 %d WITHSCORES", kr,
+	redisAppendCommand(ci, "ZRANGE %s 0 %d WITHSCORES", kr,
 			   FLEET_MAX_BLOCKS - 1);
 	redisAppendCommand(fc->c, "HGETALL %s", kb);
 	redisAppendCommand(fc->c, "TIME");
@@ -429,14 +489,39 @@ static bool fleet_sync_reply_ok(const redisReply *r)
 	return true;
 }
 
+void fleet_sync_send(struct fleet *f, struct fleet_conn *fc, redisContext *c,
+		     size_t i)
+{
+	fleet_sync_append(f, fc, c, &fc->items[i]);
+}
+
+bool fleet_sync_done(struct fleet *f, struct fleet_conn *fc, size_t i,
+		     const redisReply *r, uint64_t *rms)
+{
+	if (!fleet_sync_reply_ok(r))
+		return false;
+	fleet_sync_apply(f, &fc->items[i], r, fleet_now_ms());
+	if ((uint64_t)r->element[4]->integer > *rms)
+		*rms = (uint64_t)r->element[4]->integer;
+	return true;
+}
+
 /* One sync: 0, or -1 with ERR set (then reconnect). */
 static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 			    size_t en)
 {
-	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails;
+	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails, nr;
 	redisReply *r = NULL, *list = NULL, *tc = NULL, *tr = NULL;
+	redisContext *c, *ci = fc->c;
 	uint64_t now, rms = 0;
+	char key[160];
+	int node;
 
+	fc->partial = false;
+	if (fc->cl && fleet_sync_cluster_prepare(f, fc, err, en) < 0) {
+		fleet_sync_restore(f, fc, 0, n);
+		return -1;
+	}
 	do {
 		if (atomic_load(&f->stop)) { /* shutting down: do not wait */
 			fleet_sync_restore(f, fc, done, n);
@@ -445,11 +530,39 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		}
 		end = n - done > FLEET_BATCH ? done + FLEET_BATCH : n;
 		for (i = done; i < end; i++)
-			fleet_sync_append(f, fc, &fc->items[i]);
-		for (i = done; i < end; i++) {
-			if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
-				goto io;
+			if ((c = fleet_sync_ctx(f, fc, i, &node)))
+				fleet_sync_append(f, fc, c, &fc->items[i]);
+		if (fc->cl) /* every node at work before any is read */
+			fleet_cluster_flush(fc->cl);
+		for (i = done, nr = 0; i < end; i++) {
+			c = fleet_sync_ctx(f, fc, i, &node);
+			if (!c) { /* cluster: its node is unreachable */
+				fleet_sync_unsynced(f, fc, i, true);
+				continue;
+			}
+			if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+				if (!fc->cl)
+					goto io;
+				fleet_sync_node_lost(f, fc, node, c);
+				fleet_sync_unsynced(f, fc, i, true);
+				continue;
+			}
 			now = fleet_now_ms();
+			if (fc->cl && fleet_sync_redirected(f, fc, r, i, &nr)) {
+				freeReplyObject(r);
+				continue;
+			}
+			if (fc->cl && !fleet_sync_reply_ok(r)) {
+				/* e.g. TRYAGAIN while its slot migrates */
+				log_debug("fleet: sha256:%s: %s",
+					  fc->items[i].e->fp,
+					  r->type == REDIS_REPLY_ERROR
+						  ? r->str
+						  : "(not 6 integers)");
+				freeReplyObject(r);
+				fleet_sync_unsynced(f, fc, i, false);
+				continue;
+			}
 			if (!fleet_sync_reply_ok(r)) {
 				snprintf(err, en, "%s: unexpected reply: %s",
 					 fc->where,
@@ -465,12 +578,27 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 				rms = (uint64_t)r->element[4]->integer;
 			freeReplyObject(r);
 		}
+		if (nr)
+			fleet_sync_retry(f, fc, nr, &rms);
 		done = end;
 	} while (done < n);
+	if (fc->cl) {
+		/* fc->c may have changed with a refreshed map */
+		snprintf(key, sizeof(key), "%s{index}:tight_conns", f->prefix);
+		ci = fleet_cluster_ctx(fc->cl,
+				       fleet_cluster_node_of(fc->cl, key));
+		if (!ci || !fc->c) {
+			snprintf(err, en, "cluster node serving {%s} is down",
+				 ci ? "blocks" : "index");
+			goto bad;
+		}
+	}
 	/* Then one more round trip: marks, the sets, the block list. */
-	tails = fleet_sync_tail(f, fc, n, rms);
+	tails = fleet_sync_tail(f, fc, ci, n, rms);
+	if (fc->cl)
+		fleet_cluster_flush(fc->cl);
 	for (i = 0; i + 2 < tails; i++) {
-		if (redisGetReply(fc->c, (void **)&r) != REDIS_OK)
+		if (redisGetReply(ci, (void **)&r) != REDIS_OK)
 			goto io;
 		if (i == tails - 4)
 			tc = r; /* ZRANGE tight_conns */
@@ -485,10 +613,13 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		freeReplyObject(list);
 		goto io;
 	}
+	if (fc->cl) /* the {index} or {blocks} slot moved or is moving */
+		list = fleet_sync_cluster_tail(f, fc, tc, list);
 	fleet_sync_tight(f, tc, tr, r);
-	if (fleet_sync_blocks(f, list, r) < 0) {
+	if (!list || fleet_sync_blocks(f, list, r) < 0) {
 		snprintf(err, en, "%s: cannot read the block list", fc->where);
-		freeReplyObject(list);
+		if (list)
+			freeReplyObject(list);
 		freeReplyObject(r);
 		r = NULL;
 		goto bad;
@@ -499,11 +630,15 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		freeReplyObject(tc);
 	if (tr)
 		freeReplyObject(tr);
+	if (fc->partial) /* some identities wait for their node */
+		fleet_metric_sync(0, false);
 	fleet_metric_connected(true, atomic_load(&f->n_entries), 0);
 	return 0;
 io:
 	snprintf(err, en, "%s: %s", fc->where,
-		 fc->c->errstr[0] ? fc->c->errstr : "connection lost");
+		 fc->c->errstr[0] ? fc->c->errstr
+		 : ci->errstr[0]  ? ci->errstr
+				  : "connection lost");
 	fleet_sync_restore(f, fc, done, n);
 bad:
 	if (tc)
@@ -691,6 +826,8 @@ void fleet_sync_stop(struct fleet *f)
 	}
 	if (f->conn) {
 		fleet_sync_drop(f->conn);
+		fleet_cluster_free(f->conn->cl);
+		free(f->conn->retry);
 		free(f->conn->items);
 		free(f->conn);
 		f->conn = NULL;

@@ -3,8 +3,10 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,7 +23,7 @@
 #include "proxy.h"
 #include "ready.h"
 
-#define HTTP_MIN_CONN_MEMORY (32 * 1024)
+#define HTTP_MIN_CONN_MEMORY (8 * 1024)
 #define HTTP_PATH_MAX	     4096
 
 struct http_server {
@@ -639,8 +641,8 @@ static void http_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 	/* An error ends the connection; once a response was under way it may
 	 * be cut short, and a close_notify must never make that look like a
 	 * clean end (http_notify_connection). */
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status)
-		rq->conn->close_unclean = true;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_mhd_error_end(rq->conn, rq->status != 0);
 	metrics_count_status(rq->status);
 	metrics_add(METRICS_RESPONSE_BYTES, rq->bytes_out);
 	if (log_access_enabled())
@@ -701,7 +703,12 @@ struct http_server *http_server_new(struct loop *l, struct gen *g,
 	struct http_server *s = calloc(1, sizeof(*s));
 	const struct config *cfg = g->cfg;
 	const union MHD_DaemonInfo *info;
-	size_t mem = cfg->max_header_size * 2;
+	/* MHD's per-connection pool holds the request head (read buffer and
+	 * header list), then the response head. It is zeroed whole after
+	 * every request (MHD 0.9.75), so all of it stays resident on an idle
+	 * keep-alive connection: size it to what max_header_size needs (half
+	 * again for the header list and the response head), not twice. */
+	size_t mem = cfg->max_header_size + cfg->max_header_size / 2;
 
 	if (!s)
 		return NULL;
@@ -782,4 +789,23 @@ void http_server_free(struct http_server *s)
 	loop_timer_cancel(s->loop, &s->timer);
 	gen_unref(s->gen);
 	free(s);
+}
+
+/*
+ * libmicrohttpd 0.9.75 sets TCP_NODELAY and TCP_CORK around every send and
+ * learns that a socket is not TCP only from EINVAL, ENOPROTOOPT or
+ * ENOTSOCK (MHD_add_connection ignores the address family it is given).
+ * Linux answers EOPNOTSUPP for an AF_UNIX socket, so on the relay's
+ * socketpair MHD never learns: four failing system calls per response.
+ * This definition in the executable takes the place of libc's for MHD
+ * too; it only rewords that one answer, so MHD stops asking after the
+ * first try on each connection. Every other call is passed through as is.
+ */
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	long r = syscall(SYS_setsockopt, fd, level, name, val, len);
+
+	if (r < 0 && errno == EOPNOTSUPP && level == IPPROTO_TCP)
+		errno = EINVAL;
+	return (int)r;
 }

@@ -111,6 +111,27 @@ int loop_watch_set(struct loop *l, struct loop_watch *w, uint32_t events)
 	return 0;
 }
 
+int loop_watch_move(struct loop *l, struct loop_watch *from,
+		    struct loop_watch *to, uint32_t events, loop_watch_fn fn)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = to};
+
+	if (!from->added)
+		return loop_watch_add(l, to, from->fd, events, fn);
+	from->added = false;
+	from->events = 0;
+	to->fd = from->fd;
+	to->fn = fn;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, to->fd, &ev) < 0) {
+		log_error("epoll_ctl mod fd %d: %s", to->fd, strerror(errno));
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, to->fd, NULL);
+		return -1;
+	}
+	to->events = events;
+	to->added = true;
+	return 0;
+}
+
 void loop_watch_del(struct loop *l, struct loop_watch *w)
 {
 	if (!w->added)

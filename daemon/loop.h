@@ -42,6 +42,10 @@ int loop_watch_add(struct loop *l, struct loop_watch *w, int fd,
 		   uint32_t events, loop_watch_fn fn);
 /* Change the interest set; a no-op if unchanged. */
 int loop_watch_set(struct loop *l, struct loop_watch *w, uint32_t events);
+/* Hand FROM's registration of its fd over to TO, with EVENTS and FN: one
+ * epoll_ctl instead of a delete and an add. FROM is no longer added. */
+int loop_watch_move(struct loop *l, struct loop_watch *from,
+		    struct loop_watch *to, uint32_t events, loop_watch_fn fn);
 /* Stop watching (call before closing the fd). No-op if not added. */
 void loop_watch_del(struct loop *l, struct loop_watch *w);
 

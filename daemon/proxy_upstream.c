@@ -35,14 +35,22 @@ struct proxy_idle {
 	LIST_ENTRY(proxy_idle) link; /* pool->idle */
 };
 
-/* Take IC out of the pool and free it; returns its socket, still open. */
-static int proxy_idle_take_fd(struct proxy_idle *ic)
+/* Take IC out of the pool and free it; returns its socket, still open,
+ * and still registered with the loop if TO is given: then TO watches it,
+ * for IN (no delete and add per request). -1 if that failed (closed). */
+static int proxy_idle_take_fd(struct proxy_idle *ic, struct loop_watch *to,
+			      loop_watch_fn fn)
 {
 	struct proxy_pool *p = ic->pool;
 	int fd = ic->fd;
 
 	ic->fd = -1;
-	loop_watch_del(p->loop, &ic->watch);
+	if (!to) {
+		loop_watch_del(p->loop, &ic->watch);
+	} else if (loop_watch_move(p->loop, &ic->watch, to, EPOLLIN, fn) < 0) {
+		close(fd);
+		fd = -1;
+	}
 	loop_timer_cancel(p->loop, &ic->timer);
 	LIST_REMOVE(ic, link);
 	loop_defer_free(p->loop, ic);
@@ -51,7 +59,7 @@ static int proxy_idle_take_fd(struct proxy_idle *ic)
 
 static void proxy_idle_close(struct proxy_idle *ic)
 {
-	close(proxy_idle_take_fd(ic));
+	close(proxy_idle_take_fd(ic, NULL, NULL));
 }
 
 /* An idle connection that becomes readable was closed by the upstream
@@ -70,6 +78,7 @@ static void proxy_idle_on_timer(struct loop_timer *t)
 	proxy_idle_close(container_of(t, struct proxy_idle, timer));
 }
 
+/* Pool the upstream socket FD, whose registration pr->watch holds. */
 static void proxy_idle_put(struct proxy_req *pr, int fd)
 {
 	struct proxy_pool *p = pr->pool;
@@ -83,6 +92,7 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	if (p->stopping || n >= pr->up->keepalive ||
 	    strlen(pr->up->name) >= sizeof(ic->upstream) ||
 	    !(ic = calloc(1, sizeof(*ic)))) {
+		loop_watch_del(p->loop, &pr->watch);
 		close(fd);
 		return;
 	}
@@ -91,8 +101,8 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	memcpy(&ic->addr, &a->ss, a->len);
 	ic->addr_len = a->len;
 	strcpy(ic->upstream, pr->up->name);
-	if (loop_watch_add(p->loop, &ic->watch, fd, EPOLLIN | EPOLLRDHUP,
-			   proxy_idle_on_event) < 0) {
+	if (loop_watch_move(p->loop, &pr->watch, &ic->watch,
+			    EPOLLIN | EPOLLRDHUP, proxy_idle_on_event) < 0) {
 		close(fd);
 		free(ic);
 		return;
@@ -103,9 +113,10 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 }
 
 /* The most recently used idle connection to one of UP's servers, or -1;
- * *server gets that server's index. */
+ * *server gets that server's index, TO watches it (proxy_idle_take_fd). */
 static int proxy_idle_take(struct proxy_pool *p,
-			   const struct config_upstream *up, size_t *server)
+			   const struct config_upstream *up, size_t *server,
+			   struct loop_watch *to, loop_watch_fn fn)
 {
 	struct proxy_idle *ic;
 
@@ -118,7 +129,7 @@ static int proxy_idle_take(struct proxy_pool *p,
 			    memcmp(&up->servers[i].ss, &ic->addr, ic->addr_len))
 				continue;
 			*server = i;
-			return proxy_idle_take_fd(ic);
+			return proxy_idle_take_fd(ic, to, fn);
 		}
 	}
 	return -1;
@@ -159,12 +170,13 @@ void proxy_upstream_done(struct proxy_req *pr)
 	if (fd < 0)
 		return;
 	loop_timer_cancel(pr->pool->loop, &pr->timer);
-	loop_watch_del(pr->pool->loop, &pr->watch);
 	pr->fd = -1;
-	if (reuse)
+	if (reuse) {
 		proxy_idle_put(pr, fd);
-	else
-		close(fd);
+		return;
+	}
+	loop_watch_del(pr->pool->loop, &pr->watch);
+	close(fd);
 }
 
 /*
@@ -434,6 +446,21 @@ proxy_head_response(struct proxy_req *pr, bool upgrading,
 
 	if (upgrading) {
 		resp = MHD_create_response_for_upgrade(proxy_upgrade_cb, pr);
+	} else if (pr->framing == PROXY_FRAME_LENGTH && f->length &&
+		   pr->ilen - pr->ioff == f->length) {
+		/* The whole body came with the head (a small response): MHD
+		 * sends head and body in one write, so the relay reads and
+		 * encrypts one record instead of two, and the upstream
+		 * connection goes back to the pool at once. */
+		resp = MHD_create_response_from_buffer((size_t)f->length,
+						       pr->ibuf + pr->ioff,
+						       MHD_RESPMEM_MUST_COPY);
+		if (resp) {
+			pr->ioff = pr->ilen;
+			pr->remaining = 0;
+			if (pr->rq)
+				pr->rq->bytes_out += f->length;
+		}
 	} else {
 		if (pr->framing == PROXY_FRAME_LENGTH)
 			size = f->length;
@@ -507,7 +534,7 @@ static int proxy_take_head(struct proxy_req *pr, char *end, const char **why)
 	}
 	pr->head_done = true;
 	if ((pr->framing == PROXY_FRAME_NONE && !upgrading) ||
-	    (pr->framing == PROXY_FRAME_LENGTH && f.length == 0)) {
+	    (pr->framing == PROXY_FRAME_LENGTH && pr->remaining == 0)) {
 		pr->body_complete = true;
 		proxy_upstream_done(pr);
 	}
@@ -630,16 +657,11 @@ void proxy_connect(struct proxy_req *pr, bool allow_pool)
 	int fd, one = 1, err = 0;
 
 	if (allow_pool) {
-		fd = proxy_idle_take(pr->pool, up, &pr->srv);
+		fd = proxy_idle_take(pr->pool, up, &pr->srv, &pr->watch,
+				     proxy_on_upstream);
 		if (fd >= 0) {
 			pr->fd = fd;
 			pr->reused = true;
-			if (loop_watch_add(l, &pr->watch, fd, 0,
-					   proxy_on_upstream) < 0) {
-				proxy_fail(pr, 502, "upstream error",
-					   "cannot watch the socket");
-				return;
-			}
 			proxy_connected(pr);
 			return;
 		}

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include "log.h"
@@ -24,6 +25,10 @@ struct relay_buf {
 };
 
 static _Thread_local unsigned char relay_scratch[RELAY_BUF_SIZE];
+/* The last read() under SSL_read returned less than it asked for: the
+ * socket was empty then (see relay_bio_read_cb). Per thread, as every
+ * connection's I/O happens on its worker's thread. */
+static _Thread_local bool relay_short_read;
 
 struct relay {
 	struct conn *conn;
@@ -39,9 +44,10 @@ struct relay {
 	int write_wants; /* same, for SSL_write */
 	bool app_write_blocked;
 	/* The socket may have bytes to read: set by its epoll event, cleared
-	 * by a read that found nothing (or, for MHD's end, a short read: MHD
-	 * runs on this thread, so nothing can arrive in between). Saves the
-	 * read that would only say EAGAIN. */
+	 * by a read that found nothing or a short read (for MHD's end, MHD
+	 * runs on this thread, so nothing can arrive in between; for the
+	 * client's, epoll is level-triggered). Saves the read that would
+	 * only say EAGAIN. */
 	bool tls_readable;
 	bool app_readable;
 	bool client_eof; /* close_notify or EOF from the client */
@@ -53,6 +59,21 @@ struct relay {
 };
 
 static void relay_pump(struct relay *r);
+
+/* A short read from a stream socket means it was drained: the next read
+ * could only say EAGAIN, so the relay waits for epoll instead (one system
+ * call per request less). */
+static long relay_bio_read_cb(BIO *b, int oper, const char *argp, size_t len,
+			      int argi, long argl, int ret, size_t *processed)
+{
+	(void)b;
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+		relay_short_read = ret > 0 && processed && *processed < len;
+	return ret;
+}
 
 /* After a send from B: free what is done; copy what is left off the
  * scratch buffer, which the next read reuses. -1 when out of memory. */
@@ -142,12 +163,15 @@ static bool relay_pump_in(struct relay *r, bool *fatal)
 	if (b->len == 0 && !r->client_eof &&
 	    (r->tls_readable || SSL_has_pending(r->ssl))) {
 		ERR_clear_error();
+		relay_short_read = false;
 		ret = SSL_read(r->ssl, relay_scratch, sizeof(relay_scratch));
 		if (ret > 0) {
 			b->data = relay_scratch;
 			b->off = 0;
 			b->len = (size_t)ret;
 			r->read_wants = 0;
+			if (relay_short_read && !SSL_has_pending(r->ssl))
+				r->tls_readable = false;
 			progress = true;
 		} else {
 			int err = SSL_get_error(r->ssl, ret);
@@ -379,6 +403,7 @@ int relay_start(struct conn *c, struct loop *l, int app_fd,
 	 * read and a body read: the handshake is over, so nothing read ahead
 	 * can be lost to kTLS any more. */
 	SSL_set_read_ahead(r->ssl, 1);
+	BIO_set_callback_ex(SSL_get_rbio(r->ssl), relay_bio_read_cb);
 	if (loop_watch_add(l, &r->tls_watch, c->fd, EPOLLIN, relay_on_tls) <
 	    0) {
 		free(r);

@@ -45,7 +45,7 @@ conn 4
 http_respond 5
 policy 6
 files 6
-filecache 6
+filecache 5
 proxy 6
 http_framing 6
 relay 7

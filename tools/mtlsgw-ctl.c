@@ -9,8 +9,10 @@
  *
  * block and unblock write P{blocks}:list and publish on P{blocks}:events:
  * every gateway of the fleet answers 403 to that certificate and shuts
- * its open connections down. Exit 0, 1 on a Redis or config error, 2 on
- * a usage error.
+ * its open connections down. With [fleet] cluster = yes it asks the
+ * Cluster which primary serves the {blocks} slot and talks to that one
+ * (PUBLISH there reaches every node's subscribers). Exit 0, 1 on a Redis
+ * or config error, 2 on a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "daemon/config.h"
+#include "daemon/fleet_cluster.h"
 #include "daemon/fleet_redis.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.conf"
@@ -61,11 +64,17 @@ static long long ctl_duration(const char *s)
 	return -1;
 }
 
-static int ctl_check(redisContext *c, redisReply *r, const char *what)
+/* The cluster (NULL: one Redis) and the connection commands go to. */
+static struct fleet_cluster *ctl_cl;
+static redisContext *ctl_c;
+
+static int ctl_check(redisReply *r, const char *what)
 {
 	if (!r || r->type == REDIS_REPLY_ERROR) {
 		fprintf(stderr, "mtlsgw-ctl: %s: %s\n", what,
-			r ? r->str : c->errstr);
+			r		      ? r->str
+			: ctl_c && ctl_c->err ? ctl_c->errstr
+					      : "cluster redirection failed");
 		if (r)
 			freeReplyObject(r);
 		return -1;
@@ -74,16 +83,18 @@ static int ctl_check(redisContext *c, redisReply *r, const char *what)
 	return 0;
 }
 
-static int ctl_list(redisContext *c, const char *list)
+static int ctl_list(const char *list)
 {
-	redisReply *r = redisCommand(c, "HGETALL %s", list);
+	redisReply *r =
+		fleet_cluster_command(ctl_cl, &ctl_c, list, "HGETALL %s", list);
 	long long now = (long long)time(NULL), exp, created;
 	char reason[CTL_REASON_MAX + 1], when[32];
+	redisReply *r2;
 	size_t i;
 	int n;
 
 	if (!r || r->type != REDIS_REPLY_ARRAY)
-		return ctl_check(c, r, "HGETALL") ? 1 : 1;
+		return ctl_check(r, "HGETALL") ? 1 : 1;
 	printf("%-71s %-20s %s\n", "IDENTITY", "EXPIRES", "REASON");
 	for (i = 0; i + 1 < r->elements; i += 2) {
 		reason[0] = 0;
@@ -96,8 +107,11 @@ static int ctl_list(redisContext *c, const char *list)
 				 r->element[i + 1]->str + n);
 		if (exp && exp <= now) {
 			/* expired: no gateway enforces it; tidy up */
-			freeReplyObject(redisCommand(c, "HDEL %s %s", list,
-						     r->element[i]->str));
+			r2 = fleet_cluster_command(ctl_cl, &ctl_c, list,
+						   "HDEL %s %s", list,
+						   r->element[i]->str);
+			if (r2)
+				freeReplyObject(r2);
 			continue;
 		}
 		if (exp) {
@@ -129,7 +143,6 @@ int main(int argc, char **argv)
 	char err[512];
 	long long ttl = 0, now = (long long)time(NULL);
 	struct config *cfg = NULL;
-	redisContext *c = NULL;
 	int o, rc = 1;
 
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -183,38 +196,53 @@ int main(int argc, char **argv)
 	}
 	if (config_load(conf, stderr, &cfg) < 0)
 		return 1;
-	c = fleet_redis_from_config(cfg, CTL_TIMEOUT_MS, err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "mtlsgw-ctl: redis: %s\n", err);
-		goto out;
-	}
 	snprintf(list, sizeof(list), "%s{blocks}:list", cfg->fleet_key_prefix);
 	snprintf(chan, sizeof(chan), "%s{blocks}:events",
 		 cfg->fleet_key_prefix);
+	if (cfg->fleet_cluster) {
+		ctl_cl = fleet_cluster_from_config(cfg, CTL_TIMEOUT_MS, err,
+						   sizeof(err));
+		ctl_c = ctl_cl ? fleet_cluster_ctx_for(ctl_cl, list, err,
+						       sizeof(err))
+			       : NULL;
+	} else {
+		ctl_c = fleet_redis_from_config(cfg, CTL_TIMEOUT_MS, err,
+						sizeof(err));
+	}
+	if (!ctl_c) {
+		fprintf(stderr, "mtlsgw-ctl: redis: %s\n", err);
+		goto out;
+	}
 	if (!strcmp(cmd, "list")) {
-		rc = ctl_list(c, list);
+		rc = ctl_list(list);
 		goto out;
 	}
 	if (!strcmp(cmd, "block")) {
 		snprintf(val, sizeof(val), "%lld %lld %s", ttl ? now + ttl : 0,
 			 now, reason);
-		if (ctl_check(c,
-			      redisCommand(c, "HSET %s %s %s", list, fp, val),
+		if (ctl_check(fleet_cluster_command(ctl_cl, &ctl_c, list,
+						    "HSET %s %s %s", list, fp,
+						    val),
 			      "HSET"))
 			goto out;
-	} else if (ctl_check(c, redisCommand(c, "HDEL %s %s", list, fp),
+	} else if (ctl_check(fleet_cluster_command(ctl_cl, &ctl_c, list,
+						   "HDEL %s %s", list, fp),
 			     "HDEL")) {
 		goto out;
 	}
-	if (ctl_check(c, redisCommand(c, "PUBLISH %s %s:%s", chan, cmd, fp),
+	/* In a Cluster, PUBLISH reaches every node's subscribers. */
+	if (ctl_check(redisCommand(ctl_c, "PUBLISH %s %s:%s", chan, cmd, fp),
 		      "PUBLISH"))
 		goto out;
 	printf("sha256:%s %s\n", fp,
 	       !strcmp(cmd, "block") ? "blocked" : "unblocked");
 	rc = 0;
 out:
-	if (c)
-		redisFree(c);
+	if (ctl_cl)
+		fleet_cluster_free(
+			ctl_cl); /* ctl_c is one of its connections */
+	else if (ctl_c)
+		redisFree(ctl_c);
 	config_free(cfg);
 	return rc;
 }

@@ -31,6 +31,7 @@
 #include "mtlsgw_abi.h"
 
 #include "daemon/config.h"
+#include "daemon/fleet_cluster.h"
 #include "daemon/fleet_redis.h"
 
 #define STAT_DEFAULT_INSTANCE	 "default"
@@ -359,42 +360,16 @@ out:
 		freeReplyObject(w);
 }
 
-static int stat_fleet(const char *conf, int json)
+/* Print the identities whose P{FP}:hosts key is on C (one node). */
+static int stat_fleet_scan(redisContext *c, const char *prefix,
+			   long long now_ms, int json, int *first)
 {
-	struct config *cfg = NULL;
-	redisContext *c = NULL;
-	redisReply *r = NULL, *t;
-	char err[512], cursor[32] = "0", match[160];
-	long long now_ms;
-	size_t i, plen;
-	int rc = 1, first = 1;
+	char cursor[32] = "0", match[160];
+	redisReply *r = NULL;
+	size_t i, plen = strlen(prefix);
+	int rc = -1;
 
-	if (config_load(conf, stderr, &cfg) < 0)
-		return 1;
-	c = fleet_redis_from_config(cfg, STAT_FLEET_TIMEOUT_MS, err,
-				    sizeof(err));
-	if (!c) {
-		fprintf(stderr, "mtlsgw-stat: redis: %s\n", err);
-		goto out;
-	}
-	t = redisCommand(c, "TIME");
-	if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
-		fprintf(stderr, "mtlsgw-stat: redis: TIME: %s\n", c->errstr);
-		if (t)
-			freeReplyObject(t);
-		goto out;
-	}
-	now_ms = atoll(t->element[0]->str) * 1000 +
-		 atoll(t->element[1]->str) / 1000;
-	freeReplyObject(t);
-	snprintf(match, sizeof(match), "%s{*}:hosts", cfg->fleet_key_prefix);
-	plen = strlen(cfg->fleet_key_prefix);
-	if (json)
-		printf("{\"fleet\":[");
-	else
-		printf("%-64s %8s %8s %12s %14s  %s\n", "IDENTITY", "CONNS",
-		       "REQ/WIN", "BYTES/WIN", "BYTES",
-		       "HOSTS (host=conns/requests/bytes)");
+	snprintf(match, sizeof(match), "%s{*}:hosts", prefix);
 	do {
 		r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor,
 				 match);
@@ -414,20 +389,82 @@ static int stat_fleet(const char *conf, int json)
 				continue;
 			memcpy(fp, k + plen + 1, 64);
 			fp[64] = 0;
-			stat_fleet_one(c, cfg->fleet_key_prefix, fp, now_ms,
-				       json, first);
-			first = 0;
+			stat_fleet_one(c, prefix, fp, now_ms, json, *first);
+			*first = 0;
 		}
 		freeReplyObject(r);
 		r = NULL;
 	} while (strcmp(cursor, "0"));
-	if (json)
-		printf("]}\n");
 	rc = 0;
 out:
 	if (r)
 		freeReplyObject(r);
-	if (c)
+	return rc;
+}
+
+/* In a Cluster, every primary holds a share of the keys: scan each. */
+static int stat_fleet(const char *conf, int json)
+{
+	struct fleet_cluster *cl = NULL;
+	struct config *cfg = NULL;
+	redisContext *c = NULL;
+	redisReply *t;
+	char err[512];
+	long long now_ms;
+	size_t i, nodes = 1;
+	int rc = 1, first = 1;
+
+	if (config_load(conf, stderr, &cfg) < 0)
+		return 1;
+	if (cfg->fleet_cluster) {
+		cl = fleet_cluster_from_config(cfg, STAT_FLEET_TIMEOUT_MS, err,
+					       sizeof(err));
+		nodes = cl ? fleet_cluster_n_nodes(cl) : 0;
+		if (cl && fleet_cluster_connect(cl, 0, err, sizeof(err)) >= 0)
+			c = fleet_cluster_ctx(cl, 0);
+	} else {
+		c = fleet_redis_from_config(cfg, STAT_FLEET_TIMEOUT_MS, err,
+					    sizeof(err));
+	}
+	if (!c) {
+		fprintf(stderr, "mtlsgw-stat: redis: %s\n", err);
+		goto out;
+	}
+	t = redisCommand(c, "TIME");
+	if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+		fprintf(stderr, "mtlsgw-stat: redis: TIME: %s\n", c->errstr);
+		if (t)
+			freeReplyObject(t);
+		goto out;
+	}
+	now_ms = atoll(t->element[0]->str) * 1000 +
+		 atoll(t->element[1]->str) / 1000;
+	freeReplyObject(t);
+	if (json)
+		printf("{\"fleet\":[");
+	else
+		printf("%-64s %8s %8s %12s %14s  %s\n", "IDENTITY", "CONNS",
+		       "REQ/WIN", "BYTES/WIN", "BYTES",
+		       "HOSTS (host=conns/requests/bytes)");
+	for (i = 0; i < nodes; i++) {
+		if (cl &&
+		    fleet_cluster_connect(cl, (int)i, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mtlsgw-stat: redis: %s\n", err);
+			goto out;
+		}
+		if (cl)
+			c = fleet_cluster_ctx(cl, (int)i);
+		if (stat_fleet_scan(c, cfg->fleet_key_prefix, now_ms, json,
+				    &first) < 0)
+			goto out;
+	}
+	if (json)
+		printf("]}\n");
+	rc = 0;
+out:
+	if (cl)
+		fleet_cluster_free(cl); /* C is one of its connections */
+	else if (c)
 		redisFree(c);
 	config_free(cfg);
 	return rc;

@@ -109,3 +109,14 @@ def test_length_body_over_limit_closes(gw, certs):
     entries = wait_until(lambda: [e for e in gw.access()
                                   if e.get("path") == "/health/cl-big"], 5)
     assert [e["status"] for e in entries] == [413], entries
+
+
+@pytest.mark.parametrize("fields", [1, 16])
+def test_headers_just_under_default_limit_served(gateway, certs, fields):
+    """Headers just under the default max_header_size (16 KiB), in one
+    field or many, fit libmicrohttpd's per-connection memory (sized from
+    max_header_size) and are served, not refused."""
+    pad = (16 * 1024 - 600) // fields
+    r = request(gateway.port, certs, "/main.html",
+                headers={f"X-Pad-{i}": "a" * pad for i in range(fields)})
+    assert r.status == 200, r
