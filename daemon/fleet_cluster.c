@@ -485,14 +485,9 @@ struct fleet_cluster *fleet_cluster_from_config(const struct config *cfg,
 						size_t n)
 {
 	struct fleet_cluster *cl;
-	char *pw = NULL;
+	char *pw;
 
-	if (!cfg->fleet_redis.count) {
-		snprintf(err, n, "%s has no [fleet] redis", cfg->path);
-		return NULL;
-	}
-	if (cfg->fleet_password_file &&
-	    !(pw = fleet_redis_password(cfg->fleet_password_file, err, n)))
+	if (fleet_redis_config_password(cfg, &pw, err, n) < 0)
 		return NULL;
 	cl = fleet_cluster_new(cfg->fleet_redis.items, cfg->fleet_redis.count,
 			       pw, timeout_ms);

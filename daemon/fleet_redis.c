@@ -167,18 +167,27 @@ void fleet_redis_password_free(char *pw)
 	free(pw);
 }
 
+int fleet_redis_config_password(const struct config *cfg, char **pw, char *err,
+				size_t n)
+{
+	*pw = NULL;
+	if (!cfg->fleet_redis.count) {
+		snprintf(err, n, "%s has no [fleet] redis", cfg->path);
+		return -1;
+	}
+	if (cfg->fleet_password_file &&
+	    !(*pw = fleet_redis_password(cfg->fleet_password_file, err, n)))
+		return -1;
+	return 0;
+}
+
 redisContext *fleet_redis_from_config(const struct config *cfg,
 				      unsigned timeout_ms, char *err, size_t n)
 {
-	char *pw = NULL, where[160];
+	char *pw, where[160];
 	redisContext *c;
 
-	if (!cfg->fleet_redis.count) {
-		snprintf(err, n, "%s has no [fleet] redis", cfg->path);
-		return NULL;
-	}
-	if (cfg->fleet_password_file &&
-	    !(pw = fleet_redis_password(cfg->fleet_password_file, err, n)))
+	if (fleet_redis_config_password(cfg, &pw, err, n) < 0)
 		return NULL;
 	c = fleet_redis_primary(cfg->fleet_redis.items, cfg->fleet_redis.count,
 				cfg->fleet_sentinel_master, pw, timeout_ms,

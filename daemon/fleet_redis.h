@@ -35,6 +35,11 @@ char *fleet_redis_password(const char *path, char *err, size_t n);
 /* Wipe and free a password from fleet_redis_password(). */
 void fleet_redis_password_free(char *pw);
 
+/* CFG's [fleet] password (malloc'd into *PW, NULL without
+ * password_file): 0, or -1 with ERR (also when CFG names no redis). */
+int fleet_redis_config_password(const struct config *cfg, char **pw, char *err,
+				size_t n);
+
 /* The primary CFG's [fleet] names (tools). */
 redisContext *fleet_redis_from_config(const struct config *cfg,
 				      unsigned timeout_ms, char *err, size_t n);

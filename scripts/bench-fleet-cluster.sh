@@ -22,19 +22,8 @@ for t in redis-server redis-cli python3 cc pkg-config; do
 	command -v $t >/dev/null || { echo "bench-fleet-cluster: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d /tmp/mtlsgw-bench-cluster.XXXXXX)
-PIDS=
-cleanup() {
-	for p in $PIDS; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. scripts/bench-lib.sh
+bench_work bench-cluster
 
 redis() { # dir port [args] -> appends to PIDS
 	d=$1 p=$2

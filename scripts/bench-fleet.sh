@@ -35,20 +35,14 @@ for t in redis-server redis-cli curl python3 cc pkg-config; do
 	command -v $t >/dev/null || { echo "bench-fleet: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d /tmp/mtlsgw-bench-fleet.XXXXXX)
-PIDS=
+. scripts/bench-lib.sh
+bench_work bench-fleet
 REDIS_PID=
 cleanup() {
-	for p in $PIDS $REDIS_PID; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
+	PIDS="$PIDS $REDIS_PID"
+	bench_cleanup
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 scripts/gen-certs.sh "$WORK/certs" >/dev/null
 C="$WORK/certs"

@@ -36,16 +36,9 @@ for t in wrk curl nginx openssl; do
 	command -v $t >/dev/null || { echo "bench-proxy: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d /tmp/mtlsgw-bench-proxy.XXXXXX)
+. scripts/bench-lib.sh
+bench_work bench-proxy
 chmod 755 "$WORK"
-PIDS=
-cleanup() {
-	for p in $PIDS; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
 
 scripts/gen-certs.sh "$WORK/certs" >/dev/null
 mkdir -p "$WORK/up" "$WORK/ngx-up" "$WORK/ngx-front"

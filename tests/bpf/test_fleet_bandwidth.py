@@ -24,7 +24,7 @@ import time
 import pytest
 
 from bpfhelp import STAT, cleanup_instance, limits_config, stats_of, unique_instance
-from helpers import build_request, connect_tls, read_response, wait_until
+from helpers import KeepAlive, wait_until
 from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
                        redis_factory, wait_synced)
 
@@ -65,18 +65,6 @@ def fleet_row(gw, fp):
     assert st.returncode == 0, st.stderr
     rows = [r for r in json.loads(st.stdout)["fleet"] if r["fingerprint"] == fp]
     return rows[0] if rows else None
-
-
-class KeepAlive:
-    def __init__(self, gw, cert):
-        self.sock = connect_tls(gw.port, gw.certs, cert=cert)
-
-    def get(self, path):
-        self.sock.sendall(build_request("GET", path, close=False))
-        return read_response(self.sock, "GET")
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.timeout(180)

@@ -289,6 +289,31 @@ def read_all(sock, timeout=IO_TIMEOUT, limit=1 << 24):
     return receive_until_closed(sock, timeout, limit).data
 
 
+class KeepAlive:
+    """One keep-alive TLS connection for repeated GETs."""
+
+    def __init__(self, gw, cert="client1"):
+        self.sock = connect_tls(gw.port, gw.certs, cert=cert)
+
+    def get(self, path="/health"):
+        self.sock.sendall(build_request("GET", path, close=False))
+        return read_response(self.sock, "GET")
+
+    def close(self):
+        self.sock.close()
+
+
+def keepalive_closed(sock):
+    """True once the server closed SOCK (EOF or reset)."""
+    try:
+        sock.settimeout(0.05)
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
 def handshake_outcome(port, certs, version, cert, wait=3.0):
     """What a client presenting CERT sees. Returns ("alert", text) when the
     handshake (TLS 1.2) or the first read after it (TLS 1.3, where the

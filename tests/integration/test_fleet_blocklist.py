@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import build_request, connect_tls, read_all, request
+from helpers import build_request, connect_tls, keepalive_closed, request
 from redishelp import (METRICS_LOC, ctl, fleet_extra, redis_factory,  # noqa: F401
                        wait_synced, wait_time)
 
@@ -27,17 +27,6 @@ def start_three(gateway_factory, redis):
 
 def status(gw, cert="client1"):
     return request(gw.port, gw.certs, "/main.html", cert=cert).status
-
-
-def keepalive_closed(sock):
-    """True once the server closed SOCK (EOF or reset)."""
-    try:
-        sock.settimeout(0.05)
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
 
 
 @pytest.mark.timeout(120)

@@ -31,8 +31,8 @@ import time
 
 import pytest
 
-from helpers import (HOST, REPO, build_request, connect_tls, free_port,
-                     read_response, request, wait_until)
+from helpers import (HOST, REPO, KeepAlive, build_request, connect_tls,
+                     free_port, keepalive_closed, request, wait_until)
 from redishelp import METRICS_LOC, Redis, ctl, metrics, wait_synced, wait_time
 
 SLOTS = 16384
@@ -181,18 +181,6 @@ def start_gws(gateway_factory, cluster, n, limits=None):
             for i in range(n)]
 
 
-class KeepAlive:
-    def __init__(self, gw, cert):
-        self.sock = connect_tls(gw.port, gw.certs, cert=cert)
-
-    def get(self, path="/health"):
-        self.sock.sendall(build_request("GET", path, close=False))
-        return read_response(self.sock, "GET")
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.mark.timeout(180)
 def test_cluster_limits_and_stat(gateway_factory, cluster):
     nodes, fps = cluster.nodes, cluster.fps
@@ -278,16 +266,6 @@ def test_cluster_req_rate(gateway_factory, cluster):
         assert sent > local_only, "client too slow to test the fleet rate"
         assert rate <= ok <= bound, (cert, ok, bound)
         assert ok < local_only, (cert, ok, local_only)
-
-
-def keepalive_closed(sock):
-    try:
-        sock.settimeout(0.05)
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
 
 
 @pytest.mark.timeout(120)

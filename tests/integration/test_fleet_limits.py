@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from helpers import REPO, build_request, connect_tls, read_response, request
+from helpers import REPO, KeepAlive, request
 from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
                        redis_factory, wait_synced)
 
@@ -32,18 +32,6 @@ def start_three(gateway_factory, redis, limits):
                             extra=fleet_extra(redis.port, f"gw{i}", sync="50ms",
                                               limits=limits))
             for i in range(3)]
-
-
-class KeepAlive:
-    def __init__(self, gw, cert="client1"):
-        self.sock = connect_tls(gw.port, gw.certs, cert=cert)
-
-    def get(self, path="/health"):
-        self.sock.sendall(build_request("GET", path, close=False))
-        return read_response(self.sock, "GET")
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.timeout(120)
