@@ -160,13 +160,14 @@ hold() {
 	sleep 1
 	base=$(pss_kib "$pid")
 	t0=$SECONDS
+	# shellcheck disable=SC2086
 	coproc HOLD { exec python3 scripts/bench-hold.py 127.0.0.1 "$port" \
 		"$CERTS/ca.crt" "$CERTS/client1.crt" "$CERTS/client1.key" /small $COUNTS 2>"$W/hold.err"; }
 	for n in $COUNTS; do
 		line=
 		read -r line <&"${HOLD[0]}" || true
 		if [ "$line" != "held $n" ]; then
-			bad "hold-$name-$n" "$(tail -2 "$W/hold.err"; tail -2 "$W/$name.log")"
+			bad "hold-$name-$n" "$(tail -4 "$W/hold.err"; tail -2 "$W/$name.log")"
 			break
 		fi
 		sleep 2
@@ -181,11 +182,12 @@ hold() {
 		fi
 		results+=("$(awk -v s="$name" -v n="$n" -v a="$pss" -v b="$base" -v t=$((SECONDS - t0)) \
 			'BEGIN { printf "%s %d %.1f %d %d\n", s, n, (a - b) / n, a - b, t }')")
+		tail -1 "$W/hold.err" >&2
 		echo "bench-hold-vm: $name $n held, PSS +$((pss - base)) KiB, ${SECONDS}s" >&2
-		echo >&"${HOLD[1]}"
+		[ -n "${HOLD[1]:-}" ] && echo >&"${HOLD[1]}"
 	done
-	eval "exec ${HOLD[1]}>&-"
-	wait "$HOLD_PID" 2>/dev/null
+	[ -n "${HOLD[1]:-}" ] && eval "exec ${HOLD[1]}>&-"
+	[ -n "${HOLD_PID:-}" ] && wait "$HOLD_PID" 2>/dev/null
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 }
