@@ -13,14 +13,14 @@
 # workers; the client is a separate process and is not counted) is
 # compared with the PSS before the first connection.
 #
-#   scripts/bench-hold-vm.sh [--counts "1000 5000 10000"]
+#   scripts/bench-hold-vm.sh [--counts "1000 5000 10000"] [--servers "..."]
 #
 # Where this kernel has no kTLS or the descriptor limit is below what the
 # counts need (this project's machines: hard limit 20000, no
 # CAP_SYS_RESOURCE), it runs itself in the VM of scripts/vm-test.sh as
 # root, with MTLSGW_VM_MEM (default here 4096 MiB) and raised limits.
-# BENCH_HOLD_SERVERS: subset/order of "mtlsgw-ktls-on mtlsgw-ktls-off
-# nginx nginx-ktls" (default the first three).
+# --servers (or BENCH_HOLD_SERVERS): subset/order of "mtlsgw-ktls-on
+# mtlsgw-ktls-off nginx nginx-ktls" (default the first three).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -29,8 +29,9 @@ SERVERS=${BENCH_HOLD_SERVERS:-"mtlsgw-ktls-on mtlsgw-ktls-off nginx"}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--counts) COUNTS=$2; shift ;;
+	--servers) SERVERS=$2; shift ;;
 	--guest) GUEST=1 ;;
-	*) echo "usage: $0 [--counts \"N1 N2 ..\"]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--counts \"N1 N2 ..\"] [--servers \"S1 S2 ..\"]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -46,9 +47,9 @@ can_here() { # kTLS and enough descriptors (root may raise the hard limit)
 if [ -z "${GUEST:-}" ] && ! can_here; then
 	echo "bench-hold-vm: no kTLS or descriptor hard limit $(ulimit -Hn) < $NEED here; running in the VM"
 	[ -x "$BUILD/mtlsgw" ] || make -s "$BUILD/mtlsgw" || exit 1
-	BENCH_HOLD_SERVERS=$SERVERS MTLSGW_VM_MEM=${MTLSGW_VM_MEM:-4096} \
-		MTLSGW_VM_TIMEOUT=${MTLSGW_VM_TIMEOUT:-1800} \
-		exec scripts/vm-test.sh scripts/bench-hold-vm.sh --guest --counts "$COUNTS"
+	MTLSGW_VM_MEM=${MTLSGW_VM_MEM:-4096} MTLSGW_VM_TIMEOUT=${MTLSGW_VM_TIMEOUT:-1800} \
+		exec scripts/vm-test.sh scripts/bench-hold-vm.sh --guest \
+		--counts "$COUNTS" --servers "$SERVERS"
 fi
 
 # ---- the benchmark itself (in the VM or on a host that can hold them) ------
