@@ -54,10 +54,6 @@ static void config_check_fleet(struct config_ctx *ctx)
 
 	for (size_t i = 0; i < cfg->n_limit_overrides; i++)
 		set |= cfg->limit_overrides[i].set;
-	if (set & CONFIG_LIMIT_FLEET_BW_OUT)
-		config_error(ctx, ctx->limits_line ? ctx->limits_line : 1,
-			     "fleet_bandwidth_out is not supported yet (use "
-			     "the local bandwidth_out)");
 	if (lims[1]->set & fleet_bits)
 		config_error(ctx, ctx->anonymous_line,
 			     "fleet limits apply to certificates only, not in "

@@ -9,6 +9,12 @@
  * itself since reaches the limit, so the overshoot is what the other
  * gateways admit between two syncs: at most sync_interval x the
  * identity's fleet-wide rate (README, "Fleet").
+ *
+ * fleet_bandwidth_out uses the same windows over the bytes the BPF
+ * programs count per identity (cert_stats bytes_out, read by the sync
+ * thread for the identities active since the last sync): once the fleet's
+ * bytes in the window reach it, requests get 429 until the window ends.
+ * Responses under way are not cut (the local bandwidth_out shapes them).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +27,7 @@
 #include "fleet.h"
 #include "fleet_private.h"
 #include "fleet_redis.h"
+#include "limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "ready.h"
@@ -30,8 +37,8 @@ static _Atomic int fleet_m_enabled;
 static _Atomic int fleet_m_connected;
 static _Atomic unsigned long long fleet_m_syncs, fleet_m_sync_us,
 	fleet_m_last_sync_us, fleet_m_errors, fleet_m_ref_conns,
-	fleet_m_ref_reqs, fleet_m_ref_blocked, fleet_m_identities,
-	fleet_m_blocks;
+	fleet_m_ref_reqs, fleet_m_ref_bytes, fleet_m_ref_blocked,
+	fleet_m_identities, fleet_m_blocks;
 
 uint64_t fleet_now_ms(void)
 {
@@ -303,6 +310,11 @@ static struct fleet_entry *fleet_get(struct fleet *f, const char *fp,
 		return NULL;
 	}
 	snprintf(e->fp, sizeof(e->fp), "%s", fp);
+	/* Count its bytes from now on: what cert_stats holds from before
+	 * (earlier connections, an earlier run) was pushed then, or is not
+	 * ours to push. One syscall, for a new identity only. */
+	if (f->limits)
+		limits_bytes_out(f->limits, fp, &e->b_seen);
 	e->next = f->chains[c];
 	f->chains[c] = e;
 	atomic_fetch_add(&f->n_entries, 1);
@@ -364,7 +376,7 @@ int fleet_conn_open(struct fleet *f, int fd, const char *fp,
 	if (!e) {
 		/* Refuse rather than let an untracked identity past a fleet
 		 * limit; without one there is nothing to track. */
-		if (!lim.max_conns && !lim.req_rate)
+		if (!lim.max_conns && !lim.req_rate && !lim.bandwidth_out)
 			return FLEET_OK;
 		atomic_fetch_add(&fleet_m_ref_conns, 1);
 		return FLEET_LIMITED;
@@ -406,6 +418,7 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	pthread_mutex_t *lock;
 	uint64_t now = fleet_now_ms(), known, tight;
 	int fail, mode, v = FLEET_OK;
+	bool bytes = false;
 
 	*retry_after_s = 1;
 	if (fd < 0 || (size_t)fd >= f->n_fds || !(e = atomic_load(&f->fds[fd])))
@@ -444,10 +457,25 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 		   e->lw_req >= fleet_share(f, e, lim.req_rate)) {
 		v = FLEET_LIMITED;
 	}
-	if (v == FLEET_OK && lim.req_rate && mode == 1 &&
+	/* Bytes: only the sync thread reads them, so the decision is on
+	 * the fleet's count at the last sync (ours included). */
+	if (v == FLEET_OK && lim.bandwidth_out && mode == 1 &&
+	    now < e->v_win_end_ms && e->v_bytes >= lim.bandwidth_out) {
+		v = FLEET_LIMITED;
+		bytes = true;
+		*retry_after_s =
+			(unsigned)((e->v_win_end_ms - now + 999) / 1000);
+	} else if (v == FLEET_OK && lim.bandwidth_out && mode == 0 &&
+		   now - e->lb_start_ms < 1000 &&
+		   e->lb_bytes >= fleet_share(f, e, lim.bandwidth_out)) {
+		v = FLEET_LIMITED;
+		bytes = true;
+	}
+	if (v == FLEET_OK && (lim.req_rate || lim.bandwidth_out) && mode == 1 &&
 	    (!e->v_ms || now - e->v_ms > fleet_view_ttl(f)) &&
 	    (tight = fleet_tight_until(f, true, e->fp)) > now) {
 		v = FLEET_LIMITED; /* no view here, at the limit elsewhere */
+		bytes = !lim.req_rate;
 		*retry_after_s = (unsigned)((tight - now + 999) / 1000);
 	}
 	e->last_ms = now;
@@ -460,8 +488,69 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	if (*retry_after_s < 1)
 		*retry_after_s = 1;
 	if (v == FLEET_LIMITED)
-		atomic_fetch_add(&fleet_m_ref_reqs, 1);
+		atomic_fetch_add(bytes ? &fleet_m_ref_bytes : &fleet_m_ref_reqs,
+				 1);
 	return v;
+}
+
+void fleet_bytes_take(struct fleet *f, struct fleet_entry *e)
+{
+	uint64_t cur, d, now = fleet_now_ms();
+	pthread_mutex_t *lock;
+
+	if (!f->limits || limits_bytes_out(f->limits, e->fp, &cur) < 0)
+		return;
+	/* Less than before: cert_stats (an LRU) evicted the entry and
+	 * counts again from zero. */
+	d = cur >= e->b_seen ? cur - e->b_seen : cur;
+	e->d_bytes += d;
+	e->b_seen = cur;
+	lock = fleet_lock_of(f, e->fp);
+	pthread_mutex_lock(lock);
+	if (now - e->lb_start_ms >= 1000) {
+		e->lb_start_ms = now;
+		e->lb_bytes = 0;
+	}
+	e->lb_bytes += d;
+	pthread_mutex_unlock(lock);
+}
+
+void fleet_bytes_local(struct fleet *f)
+{
+	struct fleet_entry *e, **list = NULL, **more;
+	size_t c, n = 0, cap = 0, want;
+	pthread_mutex_t *lock;
+	bool oom = false;
+
+	if (!f->limits)
+		return;
+	/* Collect under the stripe locks, read without them: entries are
+	 * freed by this thread only. */
+	for (c = 0; c < FLEET_CHAINS && !oom; c++) {
+		if (!f->chains[c])
+			continue;
+		lock = &f->stripes[c % FLEET_STRIPES];
+		pthread_mutex_lock(lock);
+		for (e = f->chains[c]; e; e = e->next) {
+			if (!e->active)
+				continue;
+			if (n == cap) {
+				want = cap ? 2 * cap : 256;
+				more = realloc(list, want * sizeof(*list));
+				if (!more) {
+					oom = true; /* read what we have */
+					break;
+				}
+				list = more;
+				cap = want;
+			}
+			list[n++] = e;
+		}
+		pthread_mutex_unlock(lock);
+	}
+	for (c = 0; c < n; c++)
+		fleet_bytes_take(f, list[c]);
+	free(list);
 }
 
 bool fleet_fd_blocked(struct fleet *f, int fd)
@@ -532,6 +621,7 @@ void fleet_metrics_write(FILE *out)
 		"# TYPE mtlsgw_fleet_refused_total counter\n"
 		"mtlsgw_fleet_refused_total{reason=\"max_conns\"} %llu\n"
 		"mtlsgw_fleet_refused_total{reason=\"req_rate\"} %llu\n"
+		"mtlsgw_fleet_refused_total{reason=\"bandwidth_out\"} %llu\n"
 		"mtlsgw_fleet_refused_total{reason=\"blocked\"} %llu\n",
 		atomic_load(&fleet_m_connected),
 		(double)atomic_load(&fleet_m_last_sync_us) / 1e6,
@@ -539,6 +629,7 @@ void fleet_metrics_write(FILE *out)
 		atomic_load(&fleet_m_syncs), atomic_load(&fleet_m_errors),
 		atomic_load(&fleet_m_identities), atomic_load(&fleet_m_blocks),
 		atomic_load(&fleet_m_ref_conns), atomic_load(&fleet_m_ref_reqs),
+		atomic_load(&fleet_m_ref_bytes),
 		atomic_load(&fleet_m_ref_blocked));
 }
 
@@ -601,8 +692,23 @@ oom:
 	return -1;
 }
 
-int fleet_new(const struct config *cfg, struct fleet **out)
+/* Whether CFG sets fleet_bandwidth_out anywhere. */
+static bool fleet_has_bytes_limit(const struct config *cfg)
 {
+	size_t i;
+
+	if (cfg->limit_default.fleet_bandwidth_out)
+		return true;
+	for (i = 0; i < cfg->n_limit_overrides; i++)
+		if (cfg->limit_overrides[i].fleet_bandwidth_out)
+			return true;
+	return false;
+}
+
+int fleet_new(const struct config *cfg, struct limits *lim, struct fleet **out)
+{
+	uint64_t probe;
+
 	struct fleet *f;
 	size_t i;
 
@@ -623,6 +729,14 @@ int fleet_new(const struct config *cfg, struct fleet **out)
 	atomic_init(&f->last_ok_ms, fleet_now_ms());
 	if (fleet_setup(f, cfg) < 0)
 		goto bad;
+	if (lim && limits_bytes_out(lim, "", &probe) == 0)
+		f->limits = lim;
+	else if (fleet_has_bytes_limit(cfg))
+		log_warn(
+			"fleet: fleet_bandwidth_out is NOT enforced: it counts "
+			"the bytes the BPF programs meter, and limits run in "
+			"%s mode",
+			limits_mode_name(lim));
 	atomic_store(&fleet_m_enabled, 1);
 	metrics_set_extra(fleet_metrics_write);
 	if (fleet_sync_start(f) < 0)

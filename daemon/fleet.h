@@ -24,6 +24,7 @@
 #include "config.h"
 
 struct fleet;
+struct limits;
 
 /* Verdicts of fleet_conn_open() and fleet_request(). */
 #define FLEET_OK      0
@@ -34,10 +35,12 @@ struct fleet;
  * Set up the fleet CFG's [fleet] asks for and start its sync thread,
  * after one first sync (so that blocks are known before serving) bounded
  * by the Redis timeout; an unreachable Redis is logged and retried, never
- * fatal. *OUT is NULL when CFG has no [fleet]. 0, or -1 with the reason
- * logged (unreadable password_file, no memory).
+ * fatal. *OUT is NULL when CFG has no [fleet]. LIM (may be NULL) gives
+ * the bytes per identity (BPF mode only: fleet_bandwidth_out and the
+ * fleet's byte totals need it); it must outlive the fleet. 0, or -1 with
+ * the reason logged (unreadable password_file, no memory).
  */
-int fleet_new(const struct config *cfg, struct fleet **out);
+int fleet_new(const struct config *cfg, struct limits *lim, struct fleet **out);
 
 /*
  * A connection of the verified identity FP (64 lowercase hex digits) on

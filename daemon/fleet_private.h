@@ -6,16 +6,19 @@
  *
  * Redis keys, all under key_prefix P, hash-tagged per identity so that
  * one identity's keys share a Cluster slot:
- *   P{FP}:win     hash w = window (Redis TIME seconds), n = requests of
+ *   P{FP}:win     hash w = window (Redis TIME seconds), n = requests and
+ *                 b = bytes out (IP bytes, as cert_stats counts them) of
  *                 the whole fleet in that window; expires after 5 s
- *   P{FP}:hosts   hash HOST_ID -> "ACTIVE CONNS_TOTAL REQUESTS_TOTAL UNTIL":
- *                 each gateway's open connections and totals, counted
- *                 until UNTIL (Redis time, ms: its push plus three of its
- *                 syncs, at least the hold time); older ones are dropped
+ *   P{FP}:hosts   hash HOST_ID -> "ACTIVE CONNS_TOTAL REQUESTS_TOTAL UNTIL
+ *                 BYTES_OUT_TOTAL": each gateway's open connections and
+ *                 totals, counted until UNTIL (Redis time, ms: its push
+ *                 plus three of its syncs, at least the hold time); older
+ *                 ones are dropped
  *   P{index}:tight_conns, P{index}:tight_reqs  sorted sets FP -> until
  *                 (Redis ms): identities some gateway found at their fleet
- *                 max_conns / req_rate, so that a gateway that has no
- *                 view of one yet refuses it too
+ *                 max_conns / req_rate or bandwidth_out (both refuse
+ *                 requests), so that a gateway that has no view of one yet
+ *                 refuses it too
  *   P{blocks}:list  hash FP -> "EXPIRES CREATED REASON" (unix seconds,
  *                 EXPIRES 0 = never); written by mtlsgw-ctl
  *   P{blocks}:events  Pub/Sub channel mtlsgw-ctl publishes changes on
@@ -70,13 +73,21 @@ struct fleet_entry {
 	uint64_t inflight;  /* requests the push under way carries */
 	uint64_t req_total; /* ours, since we first saw it */
 	uint64_t conns_total;
-	uint64_t lw_start_ms, lw_req; /* local 1 s window (static shares) */
-	uint64_t last_ms;	      /* last local activity */
+	uint64_t lw_start_ms, lw_req;	/* local 1 s window (static shares) */
+	uint64_t lb_start_ms, lb_bytes; /* its bytes, as the sync thread
+					 * reads them */
+	uint64_t last_ms;		/* last local activity */
+	/* Bytes out, from cert_stats (fleet_bytes_take); the sync thread's
+	 * alone, but for b_seen, set once by the worker that creates it. */
+	uint64_t b_seen;      /* cert_stats bytes_out at the last read */
+	uint64_t d_bytes;     /* read, not yet confirmed pushed */
+	uint64_t bytes_total; /* ours, pushed, since we first saw it */
 	/* The fleet's view at the last sync. */
 	uint64_t v_ms;	       /* when it was read; 0 = never */
 	uint64_t v_req;	       /* fleet requests in the window */
 	uint64_t v_win_end_ms; /* when that window ends (our clock) */
 	uint64_t v_active;     /* fleet open connections */
+	uint64_t v_bytes;      /* fleet bytes out in the window */
 	uint32_t v_my_active;  /* ours as pushed with it */
 	uint32_t v_hosts;      /* gateways contributing */
 	uint64_t down_ms; /* cluster: its node unreachable since; 0 = not */
@@ -116,8 +127,9 @@ struct fleet {
 	char prefix[80];
 	char host_id[80];
 	unsigned sync_ms, hold_ms, timeout_ms;
-	bool required; /* READY_FLEET while Redis is unreachable */
-	bool cluster;  /* redis = Cluster seed nodes (fleet_cluster.h) */
+	bool required;	       /* READY_FLEET while Redis is unreachable */
+	struct limits *limits; /* cert_stats: bytes; NULL = no byte counts */
+	bool cluster; /* redis = Cluster seed nodes (fleet_cluster.h) */
 
 	pthread_rwlock_t lims_lock;
 	struct fleet_limits *lims;
@@ -154,6 +166,12 @@ unsigned fleet_view_ttl(struct fleet *f);
 unsigned fleet_hash(const char *fp);
 struct fleet_limit fleet_limit_of(struct fleet *f, const char *fp, int *fail);
 bool fleet_is_blocked(struct fleet *f, const char *fp);
+/* Sync thread: add the bytes out E's cert_stats entry counted since the
+ * last read to E->d_bytes. */
+void fleet_bytes_take(struct fleet *f, struct fleet_entry *e);
+/* Sync thread, Redis unreachable: the same for every identity with an
+ * open connection (the static fallback's shares decide on it). */
+void fleet_bytes_local(struct fleet *f);
 /* Swap in a new block list (takes NEW) and shut down the connections of
  * identities it blocks. */
 void fleet_set_blocks(struct fleet *f, struct fleet_blocks *nb);

@@ -34,25 +34,29 @@
 
 /* KEYS[1] P{FP}:win, KEYS[2] P{FP}:hosts; ARGV host, requests delta,
  * open connections, connections total, requests total, ms this entry
- * counts for, hosts key ttl ms. Returns {window requests, fleet open conns,
- * hosts, ms left}. */
+ * counts for, hosts key ttl ms, bytes out delta, bytes out total.
+ * Returns {window requests, fleet open conns, hosts, ms left, Redis ms,
+ * window bytes out}. */
 static const char fleet_sync_lua[] =
 	"local t = redis.call('TIME')\n"
 	"local sec = tonumber(t[1])\n"
 	"local ms = sec * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"local w = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')\n"
-	"local n = 0\n"
-	"if w == sec then n = tonumber(redis.call('HGET', KEYS[1], 'n') or "
-	"'0') end\n"
+	"local h = redis.call('HMGET', KEYS[1], 'w', 'n', 'b')\n"
+	"local n, b = 0, 0\n"
+	"if tonumber(h[1] or '0') == sec then\n"
+	"  n = tonumber(h[2] or '0')\n"
+	"  b = tonumber(h[3] or '0')\n"
+	"end\n"
 	"n = n + tonumber(ARGV[2])\n"
-	"redis.call('HSET', KEYS[1], 'w', sec, 'n', n)\n"
+	"b = b + tonumber(ARGV[8])\n"
+	"redis.call('HSET', KEYS[1], 'w', sec, 'n', n, 'b', b)\n"
 	"redis.call('PEXPIRE', KEYS[1], 5000)\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[4] .. ' "
-	"' .. ARGV[5] .. ' ' .. (ms + tonumber(ARGV[6])))\n"
+	"' .. ARGV[5] .. ' ' .. (ms + tonumber(ARGV[6])) .. ' ' .. ARGV[9])\n"
 	"local all = redis.call('HGETALL', KEYS[2])\n"
 	"local act, hosts = 0, 0\n"
 	"for i = 1, #all, 2 do\n"
-	"  local a, ts = string.match(all[i + 1], '^(%d+) %d+ %d+ (%d+)$')\n"
+	"  local a, ts = string.match(all[i + 1], '^(%d+) %d+ %d+ (%d+)')\n"
 	"  if a and tonumber(ts) >= ms then\n"
 	"    act = act + tonumber(a)\n"
 	"    hosts = hosts + 1\n"
@@ -61,11 +65,12 @@ static const char fleet_sync_lua[] =
 	"  end\n"
 	"end\n"
 	"redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))\n"
-	"return {n, act, hosts, 1000 - (ms % 1000), ms}\n";
+	"return {n, act, hosts, 1000 - (ms % 1000), ms, b}\n";
 
 struct fleet_item {
 	struct fleet_entry *e;
 	uint64_t dreq, conns_total, req_total;
+	uint64_t dbytes, bytes_total;
 	uint32_t active;
 	/* Found at a fleet limit: until when (Redis ms), 0 if not. */
 	uint64_t tight_conns, tight_reqs;
@@ -164,7 +169,7 @@ static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 		lock = &f->stripes[c % FLEET_STRIPES];
 		pthread_mutex_lock(lock);
 		for (pp = &f->chains[c]; (e = *pp);) {
-			if (!e->active && !e->d_req &&
+			if (!e->active && !e->d_req && !e->d_bytes &&
 			    now - e->last_ms > FLEET_IDLE_MS) {
 				*pp = e->next;
 				free(e);
@@ -201,6 +206,13 @@ static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 			n++;
 		}
 		pthread_mutex_unlock(lock);
+	}
+	/* Their bytes, from cert_stats: no stripe lock held (syscalls). */
+	for (c = 0; c < n; c++) {
+		e = fc->items[c].e;
+		fleet_bytes_take(f, e);
+		fc->items[c].dbytes = e->d_bytes;
+		fc->items[c].bytes_total = e->bytes_total + e->d_bytes;
 	}
 	return n;
 }
@@ -266,8 +278,8 @@ void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
 static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 			      redisContext *c, const struct fleet_item *it)
 {
-	char k1[160], k2[160], a[5][24];
-	const char *argv[12];
+	char k1[160], k2[160], a[7][24];
+	const char *argv[14];
 
 	snprintf(k1, sizeof(k1), "%s{%s}:win", f->prefix, it->e->fp);
 	snprintf(k2, sizeof(k2), "%s{%s}:hosts", f->prefix, it->e->fp);
@@ -277,6 +289,9 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 		 (unsigned long long)it->conns_total);
 	snprintf(a[3], sizeof(a[3]), "%llu", (unsigned long long)it->req_total);
 	snprintf(a[4], sizeof(a[4]), "%u", fleet_view_ttl(f));
+	snprintf(a[5], sizeof(a[5]), "%llu", (unsigned long long)it->dbytes);
+	snprintf(a[6], sizeof(a[6]), "%llu",
+		 (unsigned long long)it->bytes_total);
 	argv[0] = "EVALSHA";
 	argv[1] = fc->sha;
 	argv[2] = "2";
@@ -289,7 +304,9 @@ static void fleet_sync_append(struct fleet *f, struct fleet_conn *fc,
 	argv[9] = a[3];
 	argv[10] = a[4];
 	argv[11] = FLEET_HOSTS_TTL_STR;
-	redisAppendCommandArgv(c, 12, argv, NULL);
+	argv[12] = a[5];
+	argv[13] = a[6];
+	redisAppendCommandArgv(c, 14, argv, NULL);
 }
 
 /* "EXPIRES CREATED REASON": blocked unless EXPIRES is past NOW. */
@@ -340,8 +357,14 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 	it->tight_conns = it->tight_reqs = 0;
 	if (lim.max_conns && (uint64_t)r->element[1]->integer >= lim.max_conns)
 		it->tight_conns = rms + fleet_view_ttl(f);
-	if (lim.req_rate && (uint64_t)r->element[0]->integer >= lim.req_rate)
+	if ((lim.req_rate &&
+	     (uint64_t)r->element[0]->integer >= lim.req_rate) ||
+	    (lim.bandwidth_out &&
+	     (uint64_t)r->element[5]->integer >= lim.bandwidth_out))
 		it->tight_reqs = rms + (uint64_t)r->element[3]->integer;
+	/* Pushed: the sync thread's own fields, no lock. */
+	e->d_bytes -= it->dbytes;
+	e->bytes_total += it->dbytes;
 
 	lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
 	pthread_mutex_lock(lock);
@@ -349,6 +372,7 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 	e->down_ms = 0;
 	e->v_req = (uint64_t)r->element[0]->integer;
 	e->v_active = (uint64_t)r->element[1]->integer;
+	e->v_bytes = (uint64_t)r->element[5]->integer;
 	e->v_hosts = (uint32_t)r->element[2]->integer;
 	e->v_win_end_ms = now + (uint64_t)r->element[3]->integer;
 	e->v_my_active = it->active;
@@ -456,9 +480,9 @@ static bool fleet_sync_reply_ok(const redisReply *r)
 {
 	size_t i;
 
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6)
 		return false;
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 		if (r->element[i]->type != REDIS_REPLY_INTEGER ||
 		    r->element[i]->integer < 0)
 			return false;
@@ -534,7 +558,7 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 					  fc->items[i].e->fp,
 					  r->type == REDIS_REPLY_ERROR
 						  ? r->str
-						  : "(not 5 integers)");
+						  : "(not 6 integers)");
 				freeReplyObject(r);
 				fleet_sync_unsynced(f, fc, i, false);
 				continue;
@@ -544,7 +568,7 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 					 fc->where,
 					 r && r->type == REDIS_REPLY_ERROR
 						 ? r->str
-						 : "(not 5 integers)");
+						 : "(not 6 integers)");
 				freeReplyObject(r);
 				fleet_sync_restore(f, fc, i, n);
 				return -1;
@@ -759,6 +783,8 @@ static void *fleet_sync_main(void *arg)
 			break;
 		fleet_sync_step(f, f->conn);
 		fleet_sync_state(f);
+		if (!f->conn->c)
+			fleet_bytes_local(f);
 	}
 	return NULL;
 }

@@ -679,6 +679,19 @@ int limits_reload(struct limits *l, const struct config *cfg)
 	return 0;
 }
 
+int limits_bytes_out(struct limits *l, const char *name, uint64_t *bytes)
+{
+	struct mtlsgw_id key;
+
+	*bytes = 0;
+	if (!l || l->mode != LIMITS_BPF) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	limits_key(&key, name);
+	return limits_bpf_bytes_out(l, &key, bytes);
+}
+
 const char *limits_mode_name(const struct limits *l)
 {
 	if (!l)

@@ -23,6 +23,7 @@
 #ifndef MTLSGW_LIMITS_H
 #define MTLSGW_LIMITS_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -73,6 +74,15 @@ void limits_release(struct limits *l, int tcp_fd);
  * old limits stay in force, reason logged).
  */
 int limits_reload(struct limits *l, const struct config *cfg);
+
+/*
+ * Bytes sent to the identity NAME (a fingerprint) as its cert_stats entry
+ * counts them: IP bytes from admission on, what bandwidth_out meters.
+ * 0 with *BYTES set (0 when it has no entry); -1 with errno ENOTSUP when
+ * nothing counts bytes (userspace and off modes). Any thread; one
+ * syscall (the fleet's sync thread reads its active identities so).
+ */
+int limits_bytes_out(struct limits *l, const char *name, uint64_t *bytes);
 
 /* "bpf", "userspace" or "off". */
 const char *limits_mode_name(const struct limits *l);

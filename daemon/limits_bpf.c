@@ -503,6 +503,19 @@ static int limits_bpf_lookup_limit(struct limits *l, const struct mtlsgw_id *id,
 	return -1;
 }
 
+int limits_bpf_bytes_out(struct limits *l, const struct mtlsgw_id *id,
+			 uint64_t *bytes)
+{
+	struct mtlsgw_stats st;
+
+	if (bpf_map_lookup_elem(l->fd_stats, id, &st) < 0) {
+		*bytes = 0;
+		return errno == ENOENT ? 0 : -1;
+	}
+	*bytes = st.bytes_out;
+	return 0;
+}
+
 /* Retry-After for a refusal: read back what the program decided on. */
 static unsigned limits_bpf_retry(struct limits *l, const struct mtlsgw_id *id,
 				 int anonymous, int request)

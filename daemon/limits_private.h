@@ -106,6 +106,9 @@ int limits_bpf_open(struct limits *l, const struct config *cfg, char *why,
 int limits_bpf_admit(struct limits *l, int fd, const struct mtlsgw_bind *b,
 		     unsigned *retry_after_s);
 int limits_bpf_request(struct limits *l, int fd, unsigned *retry_after_s);
+/* cert_stats bytes_out of ID: 0, or -1 (errno) */
+int limits_bpf_bytes_out(struct limits *l, const struct mtlsgw_id *id,
+			 uint64_t *bytes);
 /* Reclaim idle cert_buckets entries (bounded); returns how many. */
 size_t limits_bpf_gc(struct limits *l);
 /* Close the skeleton and our link fds; pinned maps and links stay. */

@@ -460,7 +460,7 @@ int main(int argc, char **argv)
 	gw.shared.limits = limits_new(cfg);
 	if (!gw.shared.limits)
 		goto out;
-	if (fleet_new(cfg, &gw.shared.fleet) < 0)
+	if (fleet_new(cfg, gw.shared.limits, &gw.shared.fleet) < 0)
 		goto out;
 	main_block_signals(&sigs);
 	main_raise_nofile();

@@ -8,7 +8,10 @@
 #     module alone, tests/bench/fleet_load.c, linked with build/);
 #  3. the fleet request limit with 1 and 3 gateways: admitted requests per
 #     second vs fleet_req_rate, and the documented bound
-#     (fleet_req_rate + sync_interval x offered rate).
+#     (fleet_req_rate + sync_interval x offered rate);
+#  4. (root only) reading bytes per identity for a sync from a 100k-entry
+#     map with cert_stats' layout: bpf_map_lookup_batch of the whole map
+#     vs one lookup per active identity (tests/bench/stats_read.c).
 # Only loopback; everything started is stopped at the end.
 #
 #   scripts/bench-fleet.sh [SECONDS]       (default 5 per measurement)
@@ -214,3 +217,12 @@ overshoot() { # gateways
 }
 overshoot 1
 overshoot 3
+
+# ---- 4. bytes per identity: batch read of the map vs per active identity
+if [ "$(id -u)" = 0 ]; then
+	cc -O2 -D_GNU_SOURCE -iquote include -include linux/types.h $(pkg-config --cflags libbpf) \
+		-o "$WORK/stats_read" tests/bench/stats_read.c $(pkg-config --libs libbpf)
+	"$WORK/stats_read" "$IDS" "$ROUNDS" 2>/dev/null | sed 's/^/cert_stats read: /'
+else
+	echo "cert_stats read: skipped (needs root for a BPF map)"
+fi

@@ -37,7 +37,7 @@ crl 2
 verifycache 3
 gen 2
 limits 2
-fleet 2
+fleet 3
 reload 2
 ocsp 3
 tls 4

@@ -9,9 +9,10 @@
  *   mtlsgw-stat --fleet [-c CONFIG] [--json]
  *
  * --fleet reads the fleet's totals from the Redis named in CONFIG's
- * [fleet] instead: per certificate, the open connections and requests of
- * the current 1 s window of the whole fleet, and which gateways
- * contribute (key layout in daemon/fleet_private.h).
+ * [fleet] instead: per certificate, the open connections, the requests
+ * and bytes out of the current 1 s window and the bytes out in total of
+ * the whole fleet, and which gateways contribute (key layout in
+ * daemon/fleet_private.h).
  *
  * Exit 0, 1 when the maps are absent or unreadable, 2 on a usage error.
  */
@@ -300,43 +301,55 @@ static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 			   long long now_ms, int json, int first)
 {
 	redisReply *h, *w;
-	long long act, ct, rt, ts, total = 0, win = 0;
+	long long act, ct, rt, ts, bt, total = 0, win = 0, bwin = 0, bytes = 0;
 	char key[200];
 	size_t i;
 	int n = 0;
 
 	h = redisCommand(c, "HGETALL %s{%s}:hosts", prefix, fp);
-	w = redisCommand(c, "HMGET %s{%s}:win w n", prefix, fp);
+	w = redisCommand(c, "HMGET %s{%s}:win w n b", prefix, fp);
 	if (!h || h->type != REDIS_REPLY_ARRAY)
 		goto out;
-	if (w && w->type == REDIS_REPLY_ARRAY && w->elements == 2 &&
+	if (w && w->type == REDIS_REPLY_ARRAY && w->elements == 3 &&
 	    w->element[0]->type == REDIS_REPLY_STRING &&
 	    w->element[1]->type == REDIS_REPLY_STRING &&
-	    atoll(w->element[0]->str) == now_ms / 1000)
+	    atoll(w->element[0]->str) == now_ms / 1000) {
 		win = atoll(w->element[1]->str);
-	for (i = 0; i + 1 < h->elements; i += 2)
-		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
-			   &ct, &rt, &ts) == 4 &&
-		    ts >= now_ms)
+		if (w->element[2]->type == REDIS_REPLY_STRING)
+			bwin = atoll(w->element[2]->str);
+	}
+	for (i = 0; i + 1 < h->elements; i += 2) {
+		bt = 0;
+		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld %lld",
+			   &act, &ct, &rt, &ts, &bt) >= 4 &&
+		    ts >= now_ms) {
 			total += act;
+			bytes += bt;
+		}
+	}
 	if (json)
 		printf("%s{\"fingerprint\":\"%s\",\"conns_active\":%lld,"
-		       "\"requests_window\":%lld,\"hosts\":{",
-		       first ? "" : ",", fp, total, win);
+		       "\"requests_window\":%lld,\"bytes_out_window\":%lld,"
+		       "\"bytes_out\":%lld,\"hosts\":{",
+		       first ? "" : ",", fp, total, win, bwin, bytes);
 	else
-		printf("%-64s %8lld %8lld  ", fp, total, win);
+		printf("%-64s %8lld %8lld %12lld %14lld  ", fp, total, win,
+		       bwin, bytes);
 	for (i = 0; i + 1 < h->elements; i += 2) {
-		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld", &act,
-			   &ct, &rt, &ts) != 4 ||
+		bt = 0;
+		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld %lld",
+			   &act, &ct, &rt, &ts, &bt) < 4 ||
 		    ts < now_ms)
 			continue;
 		snprintf(key, sizeof(key), "%s", h->element[i]->str);
 		if (json)
 			printf("%s\"%s\":{\"conns_active\":%lld,"
-			       "\"conns_total\":%lld,\"requests\":%lld}",
-			       n ? "," : "", key, act, ct, rt);
+			       "\"conns_total\":%lld,\"requests\":%lld,"
+			       "\"bytes_out\":%lld}",
+			       n ? "," : "", key, act, ct, rt, bt);
 		else
-			printf("%s%s=%lld/%lld", n ? " " : "", key, act, rt);
+			printf("%s%s=%lld/%lld/%lld", n ? " " : "", key, act,
+			       rt, bt);
 		n++;
 	}
 	printf(json ? "}}" : "\n");
@@ -430,8 +443,9 @@ static int stat_fleet(const char *conf, int json)
 	if (json)
 		printf("{\"fleet\":[");
 	else
-		printf("%-64s %8s %8s  %s\n", "IDENTITY", "CONNS", "REQ/WIN",
-		       "HOSTS (host=conns/requests)");
+		printf("%-64s %8s %8s %12s %14s  %s\n", "IDENTITY", "CONNS",
+		       "REQ/WIN", "BYTES/WIN", "BYTES",
+		       "HOSTS (host=conns/requests/bytes)");
 	for (i = 0; i < nodes; i++) {
 		if (cl &&
 		    fleet_cluster_connect(cl, (int)i, err, sizeof(err)) < 0) {

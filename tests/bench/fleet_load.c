@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 	if (config_load(argv[1], stderr, &cfg) < 0 ||
 	    log_open("stderr", "warn", "off") < 0)
 		return 1;
-	if (fleet_new(cfg, &f) < 0 || !f)
+	if (fleet_new(cfg, NULL, &f) < 0 || !f)
 		return 1;
 	for (i = 0; i < n; i++) {
 		snprintf(fp, sizeof(fp), "%064lx", i);

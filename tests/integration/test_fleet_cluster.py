@@ -332,13 +332,14 @@ def errors(gw):
 
 
 def hosts_fresh(node, fp):
-    """gw0 and gw1's entries in NODE's P{FP}:hosts, with their UNTIL."""
+    """gw0 and gw1's entries in NODE's P{FP}:hosts, with their UNTIL
+    (entries are "ACTIVE CONNS REQS UNTIL [BYTES]")."""
     p = subprocess.run(["redis-cli", "-h", HOST, "-p", str(node.port)],
                        input=f"ASKING\nHGETALL mtlsgw:{{{fp}}}:hosts\n",
                        capture_output=True, text=True, timeout=10)
     f = p.stdout.split("\n")[1:]
     return {f[i]: int(f[i + 1].split()[3]) for i in range(0, len(f) - 1, 2)
-            if len(f[i + 1].split()) == 4}
+            if len(f[i + 1].split()) in (4, 5)}
 
 
 @pytest.mark.timeout(180)

@@ -2,8 +2,9 @@
 """`mtlsgw -t` on [fleet] and the fleet limits: a good fleet config
 passes; bad redis addresses, several addresses without sentinel_master,
 fleet limits without [fleet] or in [limits anonymous], an out-of-range
-sync_interval and the not yet supported fleet_bandwidth_out are errors
-naming FILE:LINE."""
+sync_interval and bad fleet_bandwidth_out values are errors naming
+FILE:LINE; fleet_bandwidth_out takes the local bandwidth_out's syntax
+(bytes per second, K/M/G = 1024, optional /s)."""
 
 import subprocess
 
@@ -31,6 +32,12 @@ def test_good(tmp_path, certs, mtlsgw_bin):
                     "[limits]\nfleet_max_conns = 10\nfleet_req_rate = 50/s\n"
                     "fleet_fail = local\n", mtlsgw_bin)
     assert rc == 0, out
+    for v in ("1G", "1G/s", "512k", "1000000", "0"):
+        rc, out = check(tmp_path, certs,
+                        "[fleet]\nredis = 127.0.0.1:6379\n[limits]\n"
+                        f"fleet_bandwidth_out = {v}\n[limits sha256:{'ab' * 32}]\n"
+                        "fleet_bandwidth_out = 10M\n", mtlsgw_bin)
+        assert rc == 0, (v, out)
     rc, out = check(tmp_path, certs,
                     "[fleet]\nredis = 127.0.0.1:26379\nredis = 127.0.0.2:26379\n"
                     "sentinel_master = mymaster\n", mtlsgw_bin)
@@ -51,8 +58,18 @@ def test_errors(tmp_path, certs, mtlsgw_bin):
         ("[limits]\nfleet_req_rate = 5/s\n", "fleet_* limits need a [fleet]"),
         ("[fleet]\nredis = 127.0.0.1:1\n[limits anonymous]\nfleet_max_conns = 1\n",
          "f.conf:9: fleet limits apply to certificates only"),
-        ("[fleet]\nredis = 127.0.0.1:1\n[limits]\nfleet_bandwidth_out = 1M\n",
-         "fleet_bandwidth_out is not supported yet"),
+        ("[fleet]\nredis = 127.0.0.1:1\n[limits]\nfleet_bandwidth_out = 1T\n",
+         "f.conf:10: bad value '1T' for fleet_bandwidth_out: expected a size "
+         "in bytes with an optional K, M or G suffix (K = 1024) per second"),
+        ("[fleet]\nredis = 127.0.0.1:1\n[limits]\nfleet_bandwidth_out = 2048G\n",
+         "f.conf:10: bad value '2048G' for fleet_bandwidth_out"),
+        ("[fleet]\nredis = 127.0.0.1:1\n[limits]\nfleet_bandwidth_out = 5M/m\n",
+         "f.conf:10: bad value '5M/m'"),
+        ("[fleet]\nredis = 127.0.0.1:1\n[limits]\nfleet_bandwidth_out = -1\n",
+         "f.conf:10: bad value '-1'"),
+        ("[limits]\nfleet_bandwidth_out = 1G\n", "fleet_* limits need a [fleet]"),
+        ("[fleet]\nredis = 127.0.0.1:1\n[limits anonymous]\nfleet_bandwidth_out = 1M\n",
+         "f.conf:9: fleet limits apply to certificates only"),
         ("[limits]\nfleet_fail = maybe\n", "f.conf:8: bad value 'maybe'"),
     ]
     for text, want in cases:

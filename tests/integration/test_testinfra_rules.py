@@ -52,6 +52,9 @@ def _pytest_with_conftest(tmp_path, body, **env):
     (d / "test_inner.py").write_text(body)
     e = dict(os.environ, PYTHONPATH=str(INTEG), **env)
     e.pop("CI", None)
+    # A --basetemp of the outer run (PYTEST_ADDOPTS) is a parent of D:
+    # the inner pytest refuses it.
+    e.pop("PYTEST_ADDOPTS", None)
     e.update(env)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "conftest",
                            "-p", "no:cacheprovider", "--rootdir", str(d), str(d)],
