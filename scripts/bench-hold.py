@@ -7,15 +7,19 @@
 Opens connections (TLS 1.3, client certificate; the first one does a full
 handshake, the rest resume its ticket to keep the client's CPU low), sends
 one GET for PATH on each and reads the whole response, then leaves the
-connection idle. After reaching each count Nk it prints "held Nk" and
+connection idle. A connection that fails (a SYN dropped by a full accept
+queue, a server timeout under load) is closed and replaced; more than
+BENCH_HOLD_MAX_FAIL (default 1000) failures end the run. After reaching each count Nk it prints "held Nk" and
 waits for a line on stdin before going on; at EOF it closes everything.
 """
+import os
 import selectors
 import socket
 import ssl
 import sys
 
-IN_FLIGHT = 64
+IN_FLIGHT = int(os.environ.get("BENCH_HOLD_INFLIGHT", "64"))
+MAX_FAIL = int(os.environ.get("BENCH_HOLD_MAX_FAIL", "1000"))
 
 
 def ctx_new(ca, cert, key):
@@ -29,9 +33,10 @@ def ctx_new(ca, cert, key):
 
 class Conn:
     def __init__(self, ctx, addr, path, session):
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Connected before wrapping: Python's wrap_socket of a socket
+        # still connecting raises EAGAIN.
+        raw = socket.create_connection(addr, timeout=30)
         raw.setblocking(False)
-        raw.connect_ex(addr)
         self.s = ctx.wrap_socket(raw, do_handshake_on_connect=False,
                                  session=session)
         self.req = ("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" %
@@ -84,6 +89,7 @@ def main():
     held = []
     session = None
     pending = {}
+    failed = 0
     for target in targets:
         while len(held) < target:
             while len(pending) < IN_FLIGHT and \
@@ -98,7 +104,18 @@ def main():
                          % len(held))
             for key_, _ in events:
                 c = key_.data
-                if c.step():
+                try:
+                    done = c.step()
+                except (OSError, ssl.SSLError, ConnectionError) as e:
+                    failed += 1
+                    sel.unregister(c.s)
+                    del pending[c.s.fileno()]
+                    c.s.close()
+                    if failed > MAX_FAIL:
+                        sys.exit("bench-hold: %d failures, last: %s"
+                                 % (failed, e))
+                    continue
+                if done:
                     sel.unregister(c.s)
                     del pending[c.s.fileno()]
                     held.append(c)
@@ -106,6 +123,8 @@ def main():
                         session = c.s.session
                 else:
                     sel.modify(c.s, c.want, c)
+        print("bench-hold: %d held, %d failed connections replaced"
+              % (len(held), failed), file=sys.stderr, flush=True)
         print("held %d" % len(held), flush=True)
         if not sys.stdin.readline():
             break

@@ -12,6 +12,11 @@
 # as ratios to mtlsgw ktls = off. Every server's download is checked
 # byte-exact, and /proc/net/tls_stat must show kernel TX for 1 and 3 and
 # none for 2, so a row cannot silently measure the wrong path.
+# Then, against the same server, a 1 KiB keep-alive row: wrk -t1 -c10 for
+# BENCH_RPS_SECS (default 10) seconds (wrk presents no client certificate,
+# as in scripts/bench.sh's userspace row; the servers ask for one but do
+# not require it), requests/s and server CPU microseconds per request,
+# with the same kTLS check on wrk's connections.
 #
 #   scripts/bench-ktls.sh [--tls12] [--n N]
 #
@@ -25,6 +30,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 N=${BENCH_N:-20}
+RPS_SECS=${BENCH_RPS_SECS:-10}
 TLSV=1.3
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -42,7 +48,7 @@ if [ -z "${GUEST:-}" ] && ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>
 	[ -x "$BUILD/mtlsgw" ] || make -s "$BUILD/mtlsgw" || exit 1
 	args=(--guest --n "$N")
 	[ "$TLSV" = 1.2 ] && args+=(--tls12)
-	BENCH_N=$N MTLSGW_VM_TIMEOUT=${MTLSGW_VM_TIMEOUT:-1800} \
+	BENCH_N=$N BENCH_RPS_SECS=$RPS_SECS MTLSGW_VM_TIMEOUT=${MTLSGW_VM_TIMEOUT:-1800} \
 		exec scripts/vm-test.sh scripts/bench-ktls.sh "${args[@]}"
 fi
 
@@ -62,6 +68,7 @@ CERTS=${VMTEST_CERTS:-$W/certs}
 [ -f "$CERTS/client1.crt" ] || scripts/gen-certs.sh "$CERTS" >/dev/null || exit 1
 mkdir -p "$W/root"
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$W/root/f10m"
+head -c 1024 /dev/urandom >"$W/root/f1k"
 WANT=$(sha256sum "$W/root/f10m" | cut -d' ' -f1)
 
 port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
@@ -166,12 +173,39 @@ run() {
 	"${curl[@]}" "${urls[@]}" || bad "bench-$name-loop" "curl failed"
 	t1=$(date +%s.%N)
 	c1=$(cpu_ticks "$pid")
+	rps "$name" "$port" "$want_ktls" "$pid"
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	results+=("$(awk -v n="$name" -v mb=$((N * 10)) -v t0="$t0" -v t1="$t1" \
 		-v c="$((c1 - c0))" -v hz="$CLK" 'BEGIN {
 		s = t1 - t0; gb = mb * 1048576 / 1e9
 		printf "%s %.2f %.3f %.1f\n", n, mb / s, c / hz / gb, s }')")
+}
+
+# rps NAME PORT EXPECT_KTLS PID: the 1 KiB keep-alive row (wrk, if installed).
+rps_results=()
+rps() {
+	local name=$1 port=$2 want_ktls=$3 pid=$4 tx0 tx1 c0 c1
+	command -v wrk >/dev/null || { bad "bench-$name-1k" "no wrk"; return; }
+	tx0=$(tls_tx)
+	c0=$(cpu_ticks "$pid")
+	wrk -t1 -c10 -d"${RPS_SECS}s" "https://localhost:$port/f1k" >"$W/wrk-$name" 2>&1
+	c1=$(cpu_ticks "$pid")
+	tx1=$(tls_tx)
+	if [ "$want_ktls" = 1 ] && [ $((tx1 - tx0)) -ge 10 ]; then
+		ok "bench-$name-1k-uses-ktls"
+	elif [ "$want_ktls" = 0 ] && [ $((tx1 - tx0)) -eq 0 ]; then
+		ok "bench-$name-1k-no-ktls"
+	else
+		bad "bench-$name-1k-ktls-as-expected" "TlsTxSw +$((tx1 - tx0)), want kTLS=$want_ktls"
+	fi
+	if grep -q "Non-2xx\|Socket errors" "$W/wrk-$name"; then
+		bad "bench-$name-1k-clean" "$(grep "Non-2xx\|Socket errors" "$W/wrk-$name")"
+	fi
+	rps_results+=("$(awk -v n="$name" -v c="$((c1 - c0))" -v hz="$CLK" '
+		/requests in/ { r = $1; t = $4 + 0 }
+		END { if (r > 0 && t > 0) printf "%s %.0f %.1f\n", n, r / t, c / hz * 1e6 / r
+		      else printf "%s 0 0\n", n }' "$W/wrk-$name")")
 }
 
 mtlsgw_conf 9801 on >"$W/ktls-on.conf"
@@ -196,5 +230,25 @@ for r in "${results[@]}"; do
 		printf "%-16s %10.2f %12.3f %9.1f %12s %14s\n", n, mbs, cpu, s, rm, rc }'
 done
 echo "(ratios relative to mtlsgw ktls = off; under emulation only the ratios mean anything)"
+echo
+echo "bench-ktls: 1 KiB keep-alive, wrk -t1 -c10 -d${RPS_SECS}s (no client certificate), same servers"
+printf '%-16s %10s %12s %12s %14s\n' server "req/s" "CPU us/req" "req/s ratio" "CPU/req ratio"
+base=$(printf '%s\n' "${rps_results[@]}" | awk '$1 == "mtlsgw-ktls-off" { print $2, $3 }')
+for r in "${rps_results[@]}"; do
+	# shellcheck disable=SC2086
+	set -- $r $base
+	awk -v n="$1" -v q="$2" -v c="$3" -v bq="${4:-0}" -v bc="${5:-0}" 'BEGIN {
+		rq = "-"; rc = "-"
+		if (bq + 0 > 0) rq = sprintf("%.2f", q / bq)
+		if (bc + 0 > 0) rc = sprintf("%.2f", c / bc)
+		printf "%-16s %10.0f %12.1f %12s %14s\n", n, q, c, rq, rc }'
+done
+printf '%s\n' "${results[@]}" "${rps_results[@]}" | awk '
+	NF == 4 { mbs[$1] = $2; gb[$1] = $3 } NF == 3 { q[$1] = $2; c[$1] = $3 }
+	END {
+		a = "mtlsgw-ktls-on"; b = "nginx-ktls"
+		if (mbs[b] > 0 && gb[b] > 0 && q[b] > 0 && c[b] > 0)
+			printf "mtlsgw ktls = on / nginx kTLS: 10 MiB MB/s %.2f, CPU/GB %.2f; 1 KiB req/s %.2f, CPU/req %.2f\n",
+				mbs[a] / mbs[b], gb[a] / gb[b], q[a] / q[b], c[a] / c[b] }'
 echo "VMTEST-RESULT: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -460,5 +460,5 @@ if [ "$BPF" = 1 ]; then
 	row "BPF programs' run time per handshake, ms (nginx column: gateway CPU ms per handshake, BPF on)" bpf_hs bpf bpf hs_cert_bpf_ms
 fi
 echo
-[ -z "$SKIPPED" ] || echo "Not measured:$SKIPPED held connections (the descriptor limit here, $NOFILE, holds $(((NOFILE - 256) / 3)) for the gateway: 3 descriptors each); $MAXHELD instead."
+[ -z "$SKIPPED" ] || echo "Not measured:$SKIPPED held connections (the descriptor limit here, $NOFILE, holds $(((NOFILE - 256) / 3)) for the gateway: 3 descriptors each); $MAXHELD instead; scripts/bench-hold-vm.sh holds them in the VM."
 echo "Cells: median [min-max] of $ROUNDS round(s), ${SECS}s each; ratio: median [min-max] of per-round ratios. $WORKERS workers each, userspace TLS, $(nproc) CPUs, $(uname -r)."
