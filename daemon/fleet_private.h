@@ -236,6 +236,12 @@ bool fleet_sync_done(struct fleet *f, struct fleet_conn *fc, size_t i,
  * fc->c at the {blocks} node. 0, or -1 with ERR. */
 int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
 			       char *err, size_t n);
+/* Point fc->c (and fc->where) at the {blocks} node's connection as the
+ * map has it now: NULL while that node is down. A node that fails during
+ * a round frees its connection (fleet_cluster_fail), so fc->c must be
+ * taken again after anything that may have dropped a node. */
+struct redisContext *fleet_sync_cluster_blocks(struct fleet *f,
+					       struct fleet_conn *fc);
 /* Node I's connection C broke: drop it, warn once per outage. */
 void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
 			  const struct redisContext *c);

@@ -583,11 +583,12 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 		done = end;
 	} while (done < n);
 	if (fc->cl) {
-		/* fc->c may have changed with a refreshed map */
+		/* A refreshed map, or a node lost in the round (its
+		 * connection freed), may have changed both. */
 		snprintf(key, sizeof(key), "%s{index}:tight_conns", f->prefix);
 		ci = fleet_cluster_ctx(fc->cl,
 				       fleet_cluster_node_of(fc->cl, key));
-		if (!ci || !fc->c) {
+		if (!ci || !fleet_sync_cluster_blocks(f, fc)) {
 			snprintf(err, en, "cluster node serving {%s} is down",
 				 ci ? "blocks" : "index");
 			goto bad;

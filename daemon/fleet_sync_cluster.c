@@ -45,9 +45,9 @@ void fleet_sync_node_lost(struct fleet *f, struct fleet_conn *fc, int i,
 int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
 			       char *err, size_t n)
 {
-	char key[160], e2[256];
+	char e2[256];
 	size_t i;
-	int rc, b;
+	int rc;
 
 	if (fleet_cluster_stale(fc->cl) &&
 	    fleet_cluster_refresh(fc->cl, err, n) < 0 &&
@@ -70,17 +70,25 @@ int fleet_sync_cluster_prepare(struct fleet *f, struct fleet_conn *fc,
 				 fleet_cluster_addr(fc->cl, i));
 		}
 	}
-	snprintf(key, sizeof(key), "%s{blocks}:list", f->prefix);
-	b = fleet_cluster_node_of(fc->cl, key);
-	fc->c = fleet_cluster_ctx(fc->cl, b);
-	snprintf(fc->where, sizeof(fc->where), "%s",
-		 fleet_cluster_addr(fc->cl, (size_t)b));
-	if (!fc->c) {
+	if (!fleet_sync_cluster_blocks(f, fc)) {
 		snprintf(err, n, "cluster node %s (serving {blocks}) is down",
 			 fc->where);
 		return -1;
 	}
 	return 0;
+}
+
+redisContext *fleet_sync_cluster_blocks(struct fleet *f, struct fleet_conn *fc)
+{
+	char key[160];
+	int b;
+
+	snprintf(key, sizeof(key), "%s{blocks}:list", f->prefix);
+	b = fleet_cluster_node_of(fc->cl, key);
+	fc->c = fleet_cluster_ctx(fc->cl, b);
+	snprintf(fc->where, sizeof(fc->where), "%s",
+		 fleet_cluster_addr(fc->cl, (size_t)b));
+	return fc->c;
 }
 
 /* Cluster: a MOVED or ASK reply to item I? Then note it for the retry
