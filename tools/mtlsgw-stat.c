@@ -296,12 +296,29 @@ static void stat_print_json(const char *instance, const struct stat_sample *s,
 
 /* ---- --fleet */
 
+/* One gateway's entry in P{FP}:hosts: "ACTIVE CONNS REQUESTS UNTIL
+ * [BYTES]" (BYTES since the fleet counts them). */
+struct stat_fleet_host {
+	long long active, conns, requests, until, bytes;
+};
+
+/* Parse S into H: false when malformed or stale (UNTIL before NOW_MS). */
+static bool stat_fleet_host(const char *s, long long now_ms,
+			    struct stat_fleet_host *h)
+{
+	h->bytes = 0;
+	return sscanf(s, "%lld %lld %lld %lld %lld", &h->active, &h->conns,
+		      &h->requests, &h->until, &h->bytes) >= 4 &&
+	       h->until >= now_ms;
+}
+
 /* One P{FP}:hosts reply: print the fresh hosts, count their connections. */
 static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 			   long long now_ms, int json, int first)
 {
 	redisReply *h, *w;
-	long long act, ct, rt, ts, bt, total = 0, win = 0, bwin = 0, bytes = 0;
+	long long total = 0, win = 0, bwin = 0, bytes = 0;
+	struct stat_fleet_host v;
 	char key[200];
 	size_t i;
 	int n = 0;
@@ -319,12 +336,9 @@ static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 			bwin = atoll(w->element[2]->str);
 	}
 	for (i = 0; i + 1 < h->elements; i += 2) {
-		bt = 0;
-		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld %lld",
-			   &act, &ct, &rt, &ts, &bt) >= 4 &&
-		    ts >= now_ms) {
-			total += act;
-			bytes += bt;
+		if (stat_fleet_host(h->element[i + 1]->str, now_ms, &v)) {
+			total += v.active;
+			bytes += v.bytes;
 		}
 	}
 	if (json)
@@ -336,20 +350,18 @@ static void stat_fleet_one(redisContext *c, const char *prefix, const char *fp,
 		printf("%-64s %8lld %8lld %12lld %14lld  ", fp, total, win,
 		       bwin, bytes);
 	for (i = 0; i + 1 < h->elements; i += 2) {
-		bt = 0;
-		if (sscanf(h->element[i + 1]->str, "%lld %lld %lld %lld %lld",
-			   &act, &ct, &rt, &ts, &bt) < 4 ||
-		    ts < now_ms)
+		if (!stat_fleet_host(h->element[i + 1]->str, now_ms, &v))
 			continue;
 		snprintf(key, sizeof(key), "%s", h->element[i]->str);
 		if (json)
 			printf("%s\"%s\":{\"conns_active\":%lld,"
 			       "\"conns_total\":%lld,\"requests\":%lld,"
 			       "\"bytes_out\":%lld}",
-			       n ? "," : "", key, act, ct, rt, bt);
+			       n ? "," : "", key, v.active, v.conns, v.requests,
+			       v.bytes);
 		else
-			printf("%s%s=%lld/%lld/%lld", n ? " " : "", key, act,
-			       rt, bt);
+			printf("%s%s=%lld/%lld/%lld", n ? " " : "", key,
+			       v.active, v.requests, v.bytes);
 		n++;
 	}
 	printf(json ? "}}" : "\n");
