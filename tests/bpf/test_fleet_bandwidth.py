@@ -18,15 +18,14 @@ import math
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
 from bpfhelp import STAT, cleanup_instance, limits_config, stats_of, unique_instance
 from helpers import KeepAlive, wait_until
-from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
-                       redis_factory, wait_synced)
+from redishelp import (METRICS_LOC, fleet_extra, hammer, metrics,  # noqa: F401
+                       redis_factory, retry_after_ok, wait_synced)
 
 SYNC_S = 0.05
 FILE = "/data/fleet-256k.bin"
@@ -103,25 +102,8 @@ def run_load(conns, path, seconds):
     """Every connection downloads PATH in a loop for SECONDS: returns
     [(status, body bytes)], the elapsed time and whether every 429 had a
     Retry-After of at least 1."""
-    got, retry_ok = [], []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def client(c):
-        while time.monotonic() < stop:
-            r = c.get(path)
-            with lock:
-                got.append((r.status, len(r.body)))
-                if r.status == 429:
-                    retry_ok.append(int(r.header("Retry-After", "0")) >= 1)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return got, time.monotonic() - t0, all(retry_ok)
+    got, elapsed = hammer(conns, seconds, path)
+    return [(s, n) for _, s, n, _ in got], elapsed, retry_after_ok(got)
 
 
 def reload(gw, limit, old="1G"):

@@ -7,6 +7,7 @@ stopped at the end; plus what the tests read from the gateways
 import re
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -136,3 +137,34 @@ def wait_time(pred, timeout):
     if wait_until(pred, timeout=timeout, interval=0.02):
         return time.monotonic() - t0
     return None
+
+
+def hammer(conns, seconds, path="/health"):
+    """Every keep-alive connection in CONNS (helpers.KeepAlive) sends GET
+    PATH in a loop for SECONDS, all in parallel. Returns the answers in
+    the order they came, as (connection index, status, body length,
+    Retry-After of a 429 else None), and the elapsed time."""
+    got = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(i, c):
+        while time.monotonic() < stop:
+            r = c.get(path)
+            retry = int(r.header("Retry-After", "0")) if r.status == 429 else None
+            with lock:
+                got.append((i, r.status, len(r.body), retry))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i, c))
+               for i, c in enumerate(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got, time.monotonic() - t0
+
+
+def retry_after_ok(got):
+    """Every 429 among hammer()'s answers said Retry-After >= 1."""
+    return all(retry >= 1 for _, status, _, retry in got if status == 429)

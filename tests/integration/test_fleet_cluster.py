@@ -26,14 +26,14 @@ nodes then:
 import json
 import math
 import subprocess
-import threading
 import time
 
 import pytest
 
 from helpers import (HOST, REPO, KeepAlive, build_request, connect_tls,
                      free_port, keepalive_closed, request, wait_until)
-from redishelp import METRICS_LOC, Redis, ctl, metrics, wait_synced, wait_time
+from redishelp import (METRICS_LOC, Redis, ctl, hammer, metrics, wait_synced,
+                       wait_time)
 
 SLOTS = 16384
 DEADLINE = 5.0  # pass/fail deadline on a loaded machine (target: < 1 s)
@@ -234,25 +234,11 @@ def test_cluster_req_rate(gateway_factory, cluster):
     rate, sync_s = 10, 0.05
     gws = start_gws(gateway_factory, cluster, 2, {"fleet_req_rate": f"{rate}/s"})
     wait_synced(gws)
+    certs_of = ["client1", "client2"] * len(gws)
     conns = [KeepAlive(g, cert) for g in gws for cert in ("client1", "client2")]
-    codes = {"client1": [], "client2": []}
-    lock = threading.Lock()
-    stop = time.monotonic() + 2.0
-
-    def client(c, cert):
-        while time.monotonic() < stop:
-            r = c.get()
-            with lock:
-                codes[cert].append(r.status)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(c, cert))
-               for c, cert in zip(conns, ["client1", "client2"] * 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t0
+    got, elapsed = hammer(conns, 2.0)
+    codes = {cert: [s for i, s, _, _ in got if certs_of[i] == cert]
+             for cert in ("client1", "client2")}
     for c in conns:
         c.close()
     windows = math.ceil(elapsed) + 1

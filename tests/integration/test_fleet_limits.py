@@ -15,14 +15,12 @@
 import json
 import math
 import subprocess
-import threading
-import time
 
 import pytest
 
 from helpers import REPO, KeepAlive, request
-from redishelp import (METRICS_LOC, fleet_extra, metrics,  # noqa: F401
-                       redis_factory, wait_synced)
+from redishelp import (METRICS_LOC, fleet_extra, hammer, metrics,  # noqa: F401
+                       redis_factory, retry_after_ok, wait_synced)
 
 SYNC_S = 0.05
 
@@ -82,32 +80,15 @@ def test_fleet_req_rate(gateway_factory, redis_factory):
     redis = redis_factory()
     gws = start_three(gateway_factory, redis, {"fleet_req_rate": f"{rate}/s"})
     conns = [KeepAlive(g) for g in gws]
-    codes, retry_ok = [], []
-    lock = threading.Lock()
-    stop = time.monotonic() + 3.0
-
-    def client(c):
-        while time.monotonic() < stop:
-            r = c.get()
-            with lock:
-                codes.append(r.status)
-                if r.status == 429:
-                    retry_ok.append(int(r.header("Retry-After", "0")) >= 1)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t0
+    got, elapsed = hammer(conns, 3.0)
+    codes = [s for _, s, _, _ in got]
     for c in conns:
         assert c.get().status in (200, 429)  # still usable
         c.close()
 
     ok, sent = codes.count(200), len(codes)
     assert set(codes) <= {200, 429}, codes
-    assert all(retry_ok)
+    assert retry_after_ok(got)
     windows = math.ceil(elapsed) + 1
     # The bound of README "Fleet": per window the rate, plus what the
     # others admit between two syncs (sync_interval x offered rate).
