@@ -55,30 +55,10 @@ fi
 # ---- the benchmark itself (in the VM or on a host that can hold them) ------
 ulimit -Hn $((NEED * 2)) 2>/dev/null
 ulimit -n $((NEED * 2)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-W=$(mktemp -d "${TMPDIR:-/tmp}/bench-hold.XXXXXX")
-passed=0 failed=0
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	rm -rf "$W"
-}
-trap cleanup EXIT
-ok() { echo "VMTEST: PASS $1"; passed=$((passed + 1)); }
-bad() { echo "VMTEST: FAIL $1: $2"; failed=$((failed + 1)); }
-
-CERTS=${VMTEST_CERTS:-$W/certs}
-[ -f "$CERTS/client1.crt" ] || scripts/gen-certs.sh "$CERTS" >/dev/null || exit 1
+. scripts/bench-guest-lib.sh bench-hold
 mkdir -p "$W/root" "$W/nginx-tmp"
 head -c 1024 /dev/urandom >"$W/root/small"
 
-port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
-wait_listen() {
-	for _ in $(seq 300); do
-		port_free "$1" || return 0
-		sleep 0.1
-	done
-	return 1
-}
 pss_kib() { # pid -> PSS of the process and its children, KiB
 	local p t=0
 	for p in "$1" $(pgrep -P "$1"); do
@@ -154,7 +134,7 @@ hold() {
 	"$@" >"$W/$name.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	if ! wait_listen "$port"; then
+	if ! wait_listen "$port" 300; then
 		bad "hold-$name-starts" "$(tail -3 "$W/$name.log")"
 		return
 	fi

@@ -53,32 +53,12 @@ if [ -z "${GUEST:-}" ] && ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>
 fi
 
 # ---- the benchmark itself (in the VM or on a kTLS host) -------------------
-W=$(mktemp -d "${TMPDIR:-/tmp}/bench-ktls.XXXXXX")
-passed=0 failed=0
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	rm -rf "$W"
-}
-trap cleanup EXIT
-ok() { echo "VMTEST: PASS $1"; passed=$((passed + 1)); }
-bad() { echo "VMTEST: FAIL $1: $2"; failed=$((failed + 1)); }
-
-CERTS=${VMTEST_CERTS:-$W/certs}
-[ -f "$CERTS/client1.crt" ] || scripts/gen-certs.sh "$CERTS" >/dev/null || exit 1
+. scripts/bench-guest-lib.sh bench-ktls
 mkdir -p "$W/root"
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$W/root/f10m"
 head -c 1024 /dev/urandom >"$W/root/f1k"
 WANT=$(sha256sum "$W/root/f10m" | cut -d' ' -f1)
 
-port_free() { [ -z "$(ss -Hltn "sport = :$1")" ]; }
-wait_listen() {
-	for _ in $(seq 200); do
-		port_free "$1" || return 0
-		sleep 0.1
-	done
-	return 1
-}
 cpu_ticks() { # utime + stime of PID (all threads)
 	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
