@@ -204,11 +204,10 @@ static void worker_close_idle(struct worker *w)
 			 * and close; what is queued still goes out. */
 			if (c->relay)
 				relay_drain(c->relay);
-			else if (c->mhd_fd >= 0) {
-				/* kTLS: MHD wrote everything it had. */
-				conn_close_notify(c);
+			else if (c->mhd_fd >= 0)
+				/* kTLS: MHD closes on the EOF, close_notify
+				 * first (http_notify_connection). */
 				shutdown(c->mhd_fd, SHUT_RD);
-			}
 		}
 	}
 }
