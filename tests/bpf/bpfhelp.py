@@ -314,8 +314,25 @@ def limits_config(instance, default=None, anonymous=None, overrides=None,
     return "\n".join(out)
 
 
+def start_check_settled(instance):
+    """Wait until the fixture's start-up check (one anonymous TLS
+    connection from 127.0.0.1) is bound and closed in the gateway's maps.
+    The client's TLS 1.3 handshake ends before the server's: the gateway
+    binds that identity a moment after the fixture returns, so a test that
+    reads or empties the maps at once would race with it."""
+    def settled():
+        st = dump_stats(instance).get("127.0.0.1")
+        return st is not None and st["conns_total"] >= 1 and \
+            st["conns_active"] == 0
+    assert wait_for(settled), (
+        f"the start-up check never showed in {instance}'s cert_stats: "
+        f"{dump_stats(instance)}")
+
+
 def start_gateway(factory, instance, mode="required", **limits):
     gw = factory(extra=limits_config(instance, mode=mode, **limits))
+    if mode != "off":
+        start_check_settled(instance)
     return gw
 
 

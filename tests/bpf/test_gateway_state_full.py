@@ -6,7 +6,7 @@ refusal is counted in /metrics as reason="limits_state"; once a slot is
 free, clients get in again."""
 
 from bpfhelp import (ID_LEN, PIN_ROOT, busy_state, get, limits_config,
-                     map_delete, map_fill, map_keys)
+                     map_delete, map_fill, map_keys, start_check_settled)
 
 MAX_IDENTITIES = 65536  # include/mtlsgw_abi.h
 
@@ -27,6 +27,7 @@ def test_full_state_refuses_with_429(instance, gateway_factory, certs):
         locations=[("/metrics", {"metrics": "yes"})],
         extra=limits_config(instance, default={"max_conns": 100}))
     path = PIN_ROOT / instance / "cert_buckets"
+    start_check_settled(instance)
     for k in map_keys(path):  # the start-up check's entry, idle
         map_delete(path, k)
     fake = [f"busy-{i}".encode().ljust(ID_LEN, b"\0")
