@@ -26,18 +26,8 @@ done
 bench_work bench-cluster
 
 redis() { # dir port [args] -> appends to PIDS
-	d=$1 p=$2
-	shift 2
-	mkdir -p "$d"
-	redis-server --bind 127.0.0.1 --port "$p" --dir "$d" --save "" --appendonly no \
-		--daemonize no --logfile "$d/log" "$@" &
-	PIDS="$PIDS $!"
-	i=0
-	until [ "$(redis-cli -p "$p" PING 2>/dev/null)" = PONG ]; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "bench-fleet-cluster: redis-server did not start" >&2; exit 1; }
-		sleep 0.1
-	done
+	bench_redis "$@"
+	PIDS="$PIDS $REDIS_PID"
 }
 
 SINGLE=$(free_port)

@@ -48,16 +48,7 @@ scripts/gen-certs.sh "$WORK/certs" >/dev/null
 C="$WORK/certs"
 
 REDIS_PORT=$(free_port)
-mkdir "$WORK/redis"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" --save "" \
-	--appendonly no --daemonize no --logfile "$WORK/redis/log" &
-REDIS_PID=$!
-i=0
-until [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ]; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || { echo "bench-fleet: redis-server did not start" >&2; exit 1; }
-	sleep 0.1
-done
+bench_redis "$WORK/redis" "$REDIS_PORT"
 
 config() { # port host_id fleet(0/1) rate
 	cat <<EOF
