@@ -101,6 +101,25 @@ def fleet_extra(redis_port, host_id, sync="50ms", limits=None, fleet=None):
     return out
 
 
+FLEET_CHECK_BASE = """[tls]
+cert = {d}/server.crt
+key = {d}/server.key
+client_ca = {d}/client-ca.pem
+[location /]
+return = 200 ok
+"""
+
+
+def fleet_config_check(tmp_path, certs, text, binary, name="f.conf"):
+    """`mtlsgw -t` on a minimal config plus TEXT ([fleet], [limits]...),
+    written to TMP_PATH/NAME: (exit code, stdout + stderr)."""
+    conf = tmp_path / name
+    conf.write_text(FLEET_CHECK_BASE.format(d=certs.dir) + text)
+    p = subprocess.run([str(binary), "-t", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
 METRICS_LOC = ("/metrics", {"metrics": "yes"})
 
 

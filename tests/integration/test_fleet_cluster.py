@@ -32,8 +32,8 @@ import pytest
 
 from helpers import (HOST, REPO, KeepAlive, build_request, connect_tls,
                      free_port, keepalive_closed, request, wait_until)
-from redishelp import (METRICS_LOC, Redis, ctl, hammer, metrics, wait_synced,
-                       wait_time)
+from redishelp import (METRICS_LOC, Redis, ctl, fleet_config_check, hammer,
+                       metrics, wait_synced, wait_time)
 
 SLOTS = 16384
 DEADLINE = 5.0  # pass/fail deadline on a loaded machine (target: < 1 s)
@@ -391,22 +391,9 @@ def test_cluster_reshard(gateway_factory, cluster):
         c.close()
 
 
-BASE = """[tls]
-cert = {d}/server.crt
-key = {d}/server.key
-client_ca = {d}/client-ca.pem
-[location /]
-return = 200 ok
-"""
-
-
 def test_cluster_config(tmp_path, certs, mtlsgw_bin):
     def check(text):
-        conf = tmp_path / "c.conf"
-        conf.write_text(BASE.format(d=certs.dir) + text)
-        p = subprocess.run([str(mtlsgw_bin), "-t", "-c", str(conf)],
-                           capture_output=True, text=True, timeout=30)
-        return p.returncode, p.stdout + p.stderr
+        return fleet_config_check(tmp_path, certs, text, mtlsgw_bin, "c.conf")
 
     rc, out = check("[fleet]\ncluster = yes\nredis = 127.0.0.1:7000\n"
                     "redis = 127.0.0.1:7001\n")

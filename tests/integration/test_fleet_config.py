@@ -6,23 +6,7 @@ sync_interval and bad fleet_bandwidth_out values are errors naming
 FILE:LINE; fleet_bandwidth_out takes the local bandwidth_out's syntax
 (bytes per second, K/M/G = 1024, optional /s)."""
 
-import subprocess
-
-BASE = """[tls]
-cert = {d}/server.crt
-key = {d}/server.key
-client_ca = {d}/client-ca.pem
-[location /]
-return = 200 ok
-"""
-
-
-def check(tmp_path, certs, text, binary):
-    conf = tmp_path / "f.conf"
-    conf.write_text(BASE.format(d=certs.dir) + text)
-    p = subprocess.run([str(binary), "-t", "-c", str(conf)], capture_output=True,
-                       text=True, timeout=30)
-    return p.returncode, p.stdout + p.stderr
+from redishelp import fleet_config_check as check
 
 
 def test_good(tmp_path, certs, mtlsgw_bin):
