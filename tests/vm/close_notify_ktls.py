@@ -144,9 +144,7 @@ def s_client_close(gw, certs, version, tag):
         why.append("no response")
     if "unexpected eof" in out.lower():
         why.append("s_client: unexpected eof")
-    if why:
-        g.note("s_client output: " + out[-800:].replace("\n", "\n    "))
-    return g.result(tag, not why, "; ".join(why))
+    return s_client_verdict(tag, out, why)
 
 
 def idle_timeout(gw, certs, version):
@@ -246,6 +244,22 @@ def s_client_clean_end(out, why):
         why.append('s_client did not print "closed" (no close_notify)')
 
 
+def key_update_counted(gw, certs, before, why):
+    """The KeyUpdate close metric went up by exactly one from BEFORE."""
+    after = g.metric(gw.port, certs, KU_METRIC)
+    gw.new_access()  # the metrics request's own line
+    if before is None or after != before + 1:
+        why.append("%s %s -> %s" % (KU_METRIC, before, after))
+
+
+def s_client_verdict(tag, out, why):
+    """Result TAG: passed if WHY is empty, else failed, with the end of
+    s_client's output as a note."""
+    if why:
+        g.note("s_client output: " + out[-1000:].replace("\n", "\n    "))
+    return g.result(tag, not why, "; ".join(why))
+
+
 def idle_client_close(gw, certs, version, cmd, tag, key_update):
     """CMD typed into s_client after one keep-alive request was answered:
     the connection ends, with a close_notify."""
@@ -267,13 +281,8 @@ def idle_client_close(gw, certs, version, cmd, tag, key_update):
         why.append("%d answers, want 1" % out.count("HTTP/1.1 200"))
     s_client_clean_end(out, why)
     if key_update:
-        after = g.metric(gw.port, certs, KU_METRIC)
-        gw.new_access()
-        if before is None or after != before + 1:
-            why.append("%s %s -> %s" % (KU_METRIC, before, after))
-    if why:
-        g.note("s_client output: " + out[-1000:].replace("\n", "\n    "))
-    return g.result(tag, not why, "; ".join(why))
+        key_update_counted(gw, certs, before, why)
+    return s_client_verdict(tag, out, why)
 
 
 def keyupdate_mid_body(gw, certs):
@@ -302,13 +311,8 @@ def keyupdate_mid_body(gw, certs):
     if "HTTP/1." in out:
         why.append("an answer to the cut request")
     s_client_clean_end(out, why)
-    after = g.metric(gw.port, certs, KU_METRIC)
-    gw.new_access()
-    if before is None or after != before + 1:
-        why.append("%s %s -> %s" % (KU_METRIC, before, after))
-    if why:
-        g.note("s_client output: " + out[-1000:].replace("\n", "\n    "))
-    return g.result(tag, not why, "; ".join(why))
+    key_update_counted(gw, certs, before, why)
+    return s_client_verdict(tag, out, why)
 
 
 def drain(gw, certs):
@@ -363,10 +367,7 @@ def main():
     gw = g.Gateway("on", port, g.config(certs, root, port, g.free_port(), "on",
                                         WORK / "on" / "access.log"))
     try:
-        try:
-            gw.start()
-        except RuntimeError as e:
-            g.result("closenotify-gw-starts", False, str(e)[-800:])
+        if not gw.started("closenotify-gw-starts"):
             return 0
         gw.new_access()
         for version in ("1.2", "1.3"):
@@ -393,10 +394,7 @@ def main():
     text = g.config(certs, root, port, g.free_port(), "on", WORK / "idle" / "access.log")
     gw = g.Gateway("idle", port, text.replace("[server]\n", "[server]\nrequest_timeout = 2s\n", 1))
     try:
-        try:
-            gw.start()
-        except RuntimeError as e:
-            g.result("closenotify-idle-gw-starts", False, str(e)[-800:])
+        if not gw.started("closenotify-idle-gw-starts"):
             return 0
         gw.new_access()
         for version in ("1.2", "1.3"):

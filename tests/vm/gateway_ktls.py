@@ -143,6 +143,15 @@ class Gateway:
         time.sleep(0.5)
         return self
 
+    def started(self, tag):
+        """start(); False, reported as failed result TAG, if it did not."""
+        try:
+            self.start()
+        except RuntimeError as e:
+            result(tag, False, str(e)[-800:])
+            return False
+        return True
+
     def stderr(self):
         try:
             return self.err_path.read_text(errors="replace")
@@ -441,10 +450,7 @@ def userspace(certs, root, files, post_file, post_sha, upstream_port):
     port = free_port()
     gw = Gateway("off", port, config(certs, root, port, upstream_port, "off",
                                      WORK / "off" / "access.log"))
-    try:
-        gw.start()
-    except RuntimeError as e:
-        result("gw-ktls-off-starts", False, str(e)[-500:])
+    if not gw.started("gw-ktls-off-starts"):
         return
     curl = Curl(certs, port)
     for version in ("1.2", "1.3"):
@@ -512,10 +518,7 @@ def main():
     port = free_port()
     gw = Gateway("on", port, config(certs, root, port, up_port, "on", WORK / "on" / "access.log"))
     try:
-        try:
-            gw.start()
-        except RuntimeError as e:
-            result("gw-starts-with-ktls-on", False, str(e)[-800:])
+        if not gw.started("gw-starts-with-ktls-on"):
             return 0
         line = [x for x in gw.stderr().splitlines() if "kTLS available" in x]
         result("gw-logs-ktls-available", bool(line) and "AES-128-GCM" in line[0]
