@@ -25,8 +25,8 @@ struct filecache_root {
 
 struct filecache_file {
 	unsigned gen;
-	const char *root; /* the location's string: compared by address */
-	int fd;		  /* -1: free slot */
+	const char *root; /* the location's string, by address; NULL: free */
+	int fd;
 	uint64_t expires_ms;
 	struct stat st;
 	char rel[FILECACHE_PATH_MAX];
@@ -36,7 +36,6 @@ static _Thread_local struct filecache_root
 	filecache_roots[FILECACHE_ROOT_SLOTS];
 static _Thread_local struct filecache_file
 	filecache_files[FILECACHE_FILE_SLOTS];
-static _Thread_local bool filecache_ready; /* fd fields set to -1 */
 
 static uint64_t filecache_now_ms(void)
 {
@@ -46,25 +45,45 @@ static uint64_t filecache_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int filecache_root_fd(unsigned gen, const char *root)
-{
-	struct filecache_root *e, *victim = NULL;
-	uint64_t now = filecache_now_ms();
-	char *path;
-	int fd, i;
+#define FILECACHE_ROOTS_END (filecache_roots + FILECACHE_ROOT_SLOTS)
 
-	for (i = 0; i < FILECACHE_ROOT_SLOTS; i++) {
-		e = &filecache_roots[i];
-		if (e->path && e->gen == gen && strcmp(e->path, root) == 0) {
-			if (now < e->expires_ms)
-				return e->fd;
-			victim = e;
-			break;
-		}
-		if (!victim || !e->path ||
-		    (victim->path && e->expires_ms < victim->expires_ms))
+/* ROOT's slot for GEN, or NULL. */
+static struct filecache_root *filecache_root_find(unsigned gen,
+						  const char *root)
+{
+	struct filecache_root *e;
+
+	for (e = filecache_roots; e < FILECACHE_ROOTS_END; e++)
+		if (e->path && e->gen == gen && strcmp(e->path, root) == 0)
+			return e;
+	return NULL;
+}
+
+/* A free root slot, else the one that expires first. */
+static struct filecache_root *filecache_root_victim(void)
+{
+	struct filecache_root *e, *victim = filecache_roots;
+
+	for (e = filecache_roots; e < FILECACHE_ROOTS_END; e++) {
+		if (!e->path)
+			return e;
+		if (e->expires_ms < victim->expires_ms)
 			victim = e;
 	}
+	return victim;
+}
+
+int filecache_root_fd(unsigned gen, const char *root)
+{
+	struct filecache_root *victim = filecache_root_find(gen, root);
+	uint64_t now = filecache_now_ms();
+	char *path;
+	int fd;
+
+	if (victim && now < victim->expires_ms)
+		return victim->fd;
+	if (!victim)
+		victim = filecache_root_victim();
 	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -89,13 +108,7 @@ int filecache_root_fd(unsigned gen, const char *root)
 static struct filecache_file *filecache_slot(const char *root, const char *rel)
 {
 	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)root;
-	int i;
 
-	if (!filecache_ready) {
-		for (i = 0; i < FILECACHE_FILE_SLOTS; i++)
-			filecache_files[i].fd = -1;
-		filecache_ready = true;
-	}
 	for (; *rel; rel++)
 		h = (h ^ (unsigned char)*rel) * 1099511628211ULL;
 	return &filecache_files[h % FILECACHE_FILE_SLOTS];
@@ -103,9 +116,9 @@ static struct filecache_file *filecache_slot(const char *root, const char *rel)
 
 static void filecache_file_clear(struct filecache_file *e)
 {
-	if (e->fd >= 0)
+	if (e->root)
 		close(e->fd);
-	e->fd = -1;
+	e->root = NULL;
 }
 
 int filecache_get(unsigned gen, const char *root, const char *rel,
@@ -113,8 +126,7 @@ int filecache_get(unsigned gen, const char *root, const char *rel,
 {
 	struct filecache_file *e = filecache_slot(root, rel);
 
-	if (e->fd < 0 || e->gen != gen || e->root != root ||
-	    strcmp(e->rel, rel) != 0)
+	if (e->root != root || e->gen != gen || strcmp(e->rel, rel) != 0)
 		return -1;
 	if (filecache_now_ms() >= e->expires_ms) {
 		filecache_file_clear(e);
@@ -128,6 +140,7 @@ bool filecache_put(unsigned gen, const char *root, const char *rel, int fd,
 		   const struct stat *st)
 {
 	struct filecache_file *e = filecache_slot(root, rel);
+	struct filecache_root *r = filecache_root_find(gen, root);
 	size_t len = strlen(rel);
 
 	if (len >= sizeof(e->rel))
@@ -137,7 +150,11 @@ bool filecache_put(unsigned gen, const char *root, const char *rel, int fd,
 	e->root = root;
 	e->fd = fd;
 	e->st = *st;
+	/* FD was opened through ROOT's descriptor: it goes with it, so a
+	 * replaced root is not served for longer than one TTL. */
 	e->expires_ms = filecache_now_ms() + FILECACHE_TTL_MS;
+	if (r && r->expires_ms < e->expires_ms)
+		e->expires_ms = r->expires_ms;
 	memcpy(e->rel, rel, len + 1);
 	return true;
 }
@@ -146,8 +163,7 @@ void filecache_drop(unsigned gen, const char *root, const char *rel)
 {
 	struct filecache_file *e = filecache_slot(root, rel);
 
-	if (e->fd >= 0 && e->gen == gen && e->root == root &&
-	    strcmp(e->rel, rel) == 0)
+	if (e->root == root && e->gen == gen && strcmp(e->rel, rel) == 0)
 		filecache_file_clear(e);
 }
 
@@ -162,7 +178,6 @@ void filecache_thread_cleanup(void)
 		free(filecache_roots[i].path);
 		filecache_roots[i].path = NULL;
 	}
-	if (filecache_ready)
-		for (i = 0; i < FILECACHE_FILE_SLOTS; i++)
-			filecache_file_clear(&filecache_files[i]);
+	for (i = 0; i < FILECACHE_FILE_SLOTS; i++)
+		filecache_file_clear(&filecache_files[i]);
 }

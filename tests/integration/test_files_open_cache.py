@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The workers keep small files open between requests (the open-file
 cache, daemon/filecache.c, FILECACHE_TTL_MS = 1 s): a file replaced or
-removed on disk is never served as before once that time has passed; a
-file cut shorter in place is never answered with its old length (no
+removed on disk is never served as before once that time has passed, nor
+is a file opened through a root directory replaced since; a file cut
+shorter in place is never answered with its old length (no
 truncated body, no hung connection); a reload that points a location
 elsewhere serves the new root at once."""
 
@@ -50,6 +51,31 @@ def test_removed_file_not_served_after_ttl(gateway_factory, certs, tmp_path):
     time.sleep(TTL_S + 0.5)
     statuses = {r.status for r in _all(gw, certs, "/gone.txt")}
     assert statuses == {404}, f"answered {statuses} for a removed file"
+
+
+def test_file_opened_through_replaced_root_not_kept(gateway_factory, certs,
+                                                    tmp_path):
+    """A file first asked for late in the root descriptor's life is opened
+    through the replaced root: it expires with that descriptor, so the old
+    tree is never served longer than the TTL after the swap (not up to
+    twice that)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    for name, text in (("a.txt", "a\n"), ("b.txt", "old\n")):
+        (root / name).write_text(text)
+    gw = gateway_factory(server={"workers": 1}, replace_locations=True,
+                         locations=[("/", {"root": root})])
+    t0 = time.monotonic()
+    assert request(gw.port, certs, "/a.txt").body == b"a\n"  # opens the root
+    root.rename(tmp_path / "www.old")
+    root.mkdir()
+    (root / "b.txt").write_text("new\n")
+    swapped = time.monotonic()
+    time.sleep(max(0.0, t0 + 0.85 * TTL_S - time.monotonic()))
+    request(gw.port, certs, "/b.txt")  # old or new: the root's fd may be stale
+    time.sleep(max(0.0, swapped + TTL_S + 0.5 - time.monotonic()))
+    body = request(gw.port, certs, "/b.txt").body
+    assert body == b"new\n", f"served {body} {TTL_S + 0.5} s after the root was replaced"
 
 
 def test_file_cut_shorter_in_place(gateway_factory, certs, tmp_path):
