@@ -78,8 +78,9 @@ static void proxy_idle_on_timer(struct loop_timer *t)
 	proxy_idle_close(container_of(t, struct proxy_idle, timer));
 }
 
-/* Pool the upstream socket FD, whose registration pr->watch holds. */
-static void proxy_idle_put(struct proxy_req *pr, int fd)
+/* Pool pr's upstream socket, whose registration pr->watch holds (else
+ * close it); either way pr has no upstream socket after this. */
+static void proxy_idle_put(struct proxy_req *pr)
 {
 	struct proxy_pool *p = pr->pool;
 	const struct config_addr *a = &pr->up->servers[pr->srv];
@@ -92,21 +93,21 @@ static void proxy_idle_put(struct proxy_req *pr, int fd)
 	if (p->stopping || n >= pr->up->keepalive ||
 	    strlen(pr->up->name) >= sizeof(ic->upstream) ||
 	    !(ic = calloc(1, sizeof(*ic)))) {
-		loop_watch_del(p->loop, &pr->watch);
-		close(fd);
+		proxy_close_upstream(pr);
 		return;
 	}
 	ic->pool = p;
-	ic->fd = fd;
+	ic->fd = pr->fd;
 	memcpy(&ic->addr, &a->ss, a->len);
 	ic->addr_len = a->len;
 	strcpy(ic->upstream, pr->up->name);
 	if (loop_watch_move(p->loop, &pr->watch, &ic->watch,
 			    EPOLLIN | EPOLLRDHUP, proxy_idle_on_event) < 0) {
-		close(fd);
+		proxy_close_upstream(pr);
 		free(ic);
 		return;
 	}
+	pr->fd = -1;
 	loop_timer_arm(p->loop, &ic->timer, PROXY_IDLE_TIMEOUT_MS,
 		       proxy_idle_on_timer);
 	LIST_INSERT_HEAD(&p->idle, ic, link);
@@ -163,20 +164,17 @@ void proxy_close_upstream(struct proxy_req *pr)
 /* The response is complete: pool the connection if HTTP allows. */
 void proxy_upstream_done(struct proxy_req *pr)
 {
-	int fd = pr->fd;
 	bool reuse = pr->keepalive && pr->req_done && pr->osent == pr->olen &&
 		     !pr->discard_body && pr->ioff == pr->ilen;
 
-	if (fd < 0)
+	if (pr->fd < 0)
 		return;
-	loop_timer_cancel(pr->pool->loop, &pr->timer);
-	pr->fd = -1;
-	if (reuse) {
-		proxy_idle_put(pr, fd);
+	if (!reuse) {
+		proxy_close_upstream(pr);
 		return;
 	}
-	loop_watch_del(pr->pool->loop, &pr->watch);
-	close(fd);
+	loop_timer_cancel(pr->pool->loop, &pr->timer);
+	proxy_idle_put(pr);
 }
 
 /*
