@@ -82,6 +82,11 @@ static void config_check_fleet(struct config_ctx *ctx)
 					     "unix:/absolute/path (and no "
 					     "sentinel_master)",
 					     r);
+			if (cfg->fleet_cluster)
+				config_error(ctx, line,
+					     "redis = %s: cluster = yes needs "
+					     "host:port (cluster nodes)",
+					     r);
 		} else if (config_parse_addr(r, &a, &why) < 0 ||
 			   !strncmp(r, "*:", 2)) {
 			config_error(ctx, line,
@@ -94,13 +99,6 @@ static void config_check_fleet(struct config_ctx *ctx)
 		config_error(ctx, line,
 			     "cluster = yes and sentinel_master exclude each "
 			     "other in [fleet]");
-	for (size_t i = 0; cfg->fleet_cluster && i < cfg->fleet_redis.count;
-	     i++)
-		if (!strncmp(cfg->fleet_redis.items[i], "unix:", 5))
-			config_error(ctx, line,
-				     "redis = %s: cluster = yes needs "
-				     "host:port (cluster nodes)",
-				     cfg->fleet_redis.items[i]);
 	if (cfg->fleet_redis.count > 1 && !cfg->fleet_sentinel_master &&
 	    !cfg->fleet_cluster)
 		config_error(ctx, line,
