@@ -518,11 +518,20 @@ static int files_not_modified(struct http_request *rq, const struct stat *st)
 	return st->st_mtime <= t;
 }
 
-/* A descriptor MHD may own and close: FD itself, or a duplicate of the
- * cache's. -1 (errno) if that failed. */
-static int files_fd_for_mhd(int fd, bool cached)
+/* A response of LEN bytes of FD from OFF. MHD owns and closes the
+ * descriptor it is given: FD itself, or a duplicate when FD is the
+ * cache's (CACHED). NULL when that failed (FD closed unless CACHED). */
+static struct MHD_Response *files_fd_response(int fd, bool cached, uint64_t len,
+					      uint64_t off)
 {
-	return cached ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+	struct MHD_Response *resp;
+
+	if (cached && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return NULL;
+	resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+	if (!resp)
+		close(fd);
+	return resp;
 }
 
 /* A small file from the cache: read into the response, so MHD writes head
@@ -574,12 +583,9 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 	if (files_not_modified(rq, st)) {
 		/* The fd response gives the Content-Length a 200 would have
 		 * (RFC 9110 8.6); MHD sends no body with a 304. */
-		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
-			goto fail;
-		cached = false;
-		resp = MHD_create_response_from_fd64(size, fd);
+		resp = files_fd_response(fd, cached, size, 0);
 		if (!resp)
-			goto fail_fd;
+			goto fail;
 		if (files_add_headers(resp, NULL, lm, 0) < 0)
 			goto fail_resp;
 		rq->note = "not modified";
@@ -619,13 +625,9 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 		status = 200;
 		rq->bytes_out = size;
 	} else if (range > 0) {
-		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
-			goto fail;
-		cached = false;
-		resp = MHD_create_response_from_fd_at_offset64(last - first + 1,
-							       fd, first);
+		resp = files_fd_response(fd, cached, last - first + 1, first);
 		if (!resp)
-			goto fail_fd;
+			goto fail;
 		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", first, last,
 			 size);
 		if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
@@ -636,12 +638,9 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 	} else {
 		/* HEAD too: MHD sends the headers, Content-Length = size,
 		 * and no body. */
-		if ((fd = files_fd_for_mhd(fd, cached)) < 0)
-			goto fail;
-		cached = false;
-		resp = MHD_create_response_from_fd64(size, fd);
+		resp = files_fd_response(fd, cached, size, 0);
 		if (!resp)
-			goto fail_fd;
+			goto fail;
 		status = 200;
 		rq->bytes_out = head ? 0 : size;
 	}
@@ -649,10 +648,6 @@ static enum MHD_Result files_send(struct http_request *rq, int fd,
 		goto fail_resp;
 	return http_respond(rq, status, resp);
 
-fail_fd:
-	if (!cached)
-		close(fd);
-	goto fail;
 fail_resp:
 	MHD_destroy_response(resp); /* closes fd */
 fail:
