@@ -189,8 +189,7 @@ static void fleet_shutdown_blocked(struct fleet *f,
 		e = atomic_load(&f->fds[fd]);
 		if (!e || !fleet_blocks_has(b, e->fp))
 			continue;
-		lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) %
-				   FLEET_STRIPES];
+		lock = fleet_lock_of(f, e->fp);
 		pthread_mutex_lock(lock);
 		if (atomic_load(&f->fds[fd]) == e) {
 			shutdown((int)fd, SHUT_RDWR);
@@ -286,7 +285,7 @@ void fleet_set_tight(struct fleet *f, struct fleet_tight *conns,
 
 /* ---- the table */
 
-static pthread_mutex_t *fleet_lock_of(struct fleet *f, const char *fp)
+pthread_mutex_t *fleet_lock_of(struct fleet *f, const char *fp)
 {
 	return &f->stripes[(fleet_hash(fp) % FLEET_CHAINS) % FLEET_STRIPES];
 }
@@ -347,11 +346,12 @@ static uint64_t fleet_share(struct fleet *f, const struct fleet_entry *e,
 	return share ? share : 1;
 }
 
-static void fleet_local_window(struct fleet_entry *e, uint64_t now)
+/* A local 1 s window (START, COUNT): a new one once it is over. */
+static void fleet_local_window(uint64_t *start, uint64_t *count, uint64_t now)
 {
-	if (now - e->lw_start_ms >= 1000) {
-		e->lw_start_ms = now;
-		e->lw_req = 0;
+	if (now - *start >= 1000) {
+		*start = now;
+		*count = 0;
 	}
 }
 
@@ -430,7 +430,7 @@ int fleet_request(struct fleet *f, int fd, unsigned *retry_after_s)
 	lim = fleet_limit_of(f, e->fp, &fail);
 	lock = fleet_lock_of(f, e->fp);
 	pthread_mutex_lock(lock);
-	fleet_local_window(e, now);
+	fleet_local_window(&e->lw_start_ms, &e->lw_req, now);
 	mode = fleet_mode(f, e, now, fail);
 	if (lim.req_rate && mode == 1) {
 		/* In a window no sync has reported yet, every gateway takes
@@ -507,10 +507,7 @@ void fleet_bytes_take(struct fleet *f, struct fleet_entry *e)
 	e->b_seen = cur;
 	lock = fleet_lock_of(f, e->fp);
 	pthread_mutex_lock(lock);
-	if (now - e->lb_start_ms >= 1000) {
-		e->lb_start_ms = now;
-		e->lb_bytes = 0;
-	}
+	fleet_local_window(&e->lb_start_ms, &e->lb_bytes, now);
 	e->lb_bytes += d;
 	pthread_mutex_unlock(lock);
 }

@@ -17,9 +17,6 @@
 #include "fleet_cluster.h"
 #include "fleet_redis.h"
 
-#define FLEET_CLUSTER_BACKOFF_MIN_MS 100
-#define FLEET_CLUSTER_BACKOFF_MAX_MS 5000
-
 struct fleet_cluster_node {
 	char addr[FLEET_CLUSTER_ADDR_LEN];
 	redisContext *c;
@@ -439,10 +436,7 @@ bool fleet_cluster_fail(struct fleet_cluster *cl, int i)
 	nd->c = NULL;
 	was_up = !nd->down;
 	nd->down = true;
-	nd->backoff_ms = nd->backoff_ms ? 2 * nd->backoff_ms
-					: FLEET_CLUSTER_BACKOFF_MIN_MS;
-	if (nd->backoff_ms > FLEET_CLUSTER_BACKOFF_MAX_MS)
-		nd->backoff_ms = FLEET_CLUSTER_BACKOFF_MAX_MS;
+	nd->backoff_ms = fleet_redis_backoff(nd->backoff_ms);
 	nd->next_try_ms = fleet_cluster_now_ms() + nd->backoff_ms;
 	/* Its slots may have moved to a promoted replica. */
 	cl->stale = true;

@@ -44,9 +44,7 @@
 #define FLEET_IDLE_MS	     60000 /* forget an identity idle this long */
 #define FLEET_HOLD_MIN_MS    1000  /* hold = max(5 x sync_interval, this) */
 #define FLEET_TIMEOUT_MIN_MS 1000  /* Redis I/O timeout, at least */
-#define FLEET_BACKOFF_MIN_MS 100
-#define FLEET_BACKOFF_MAX_MS 5000
-#define FLEET_BATCH	     1000 /* identities per pipelined round trip */
+#define FLEET_BATCH	     1000  /* identities per pipelined round trip */
 #define FLEET_HOSTS_TTL_STR                                                    \
 	"600000" /* ms a P{FP}:hosts key outlives its last push */
 #define FLEET_MAX_BLOCKS 100000
@@ -164,6 +162,8 @@ uint64_t fleet_now_ms(void);
  * syncs when syncs take longer (many identities). */
 unsigned fleet_view_ttl(struct fleet *f);
 unsigned fleet_hash(const char *fp);
+/* The stripe lock of FP's chain. */
+pthread_mutex_t *fleet_lock_of(struct fleet *f, const char *fp);
 struct fleet_limit fleet_limit_of(struct fleet *f, const char *fp, int *fail);
 bool fleet_is_blocked(struct fleet *f, const char *fp);
 /* Sync thread: add the bytes out E's cert_stats entry counted since the

@@ -13,7 +13,9 @@
 
 #include "fleet_redis.h"
 
-#define FLEET_REDIS_PASSWORD_MAX 512
+#define FLEET_REDIS_PASSWORD_MAX   512
+#define FLEET_REDIS_BACKOFF_MIN_MS 100
+#define FLEET_REDIS_BACKOFF_MAX_MS 5000
 
 redisContext *fleet_redis_dial(const char *addr, const char *password,
 			       unsigned timeout_ms, char *err, size_t n)
@@ -194,4 +196,12 @@ redisContext *fleet_redis_from_config(const struct config *cfg,
 				where, sizeof(where), err, n);
 	fleet_redis_password_free(pw);
 	return c;
+}
+
+unsigned fleet_redis_backoff(unsigned last_ms)
+{
+	unsigned ms = last_ms ? 2 * last_ms : FLEET_REDIS_BACKOFF_MIN_MS;
+
+	return ms < FLEET_REDIS_BACKOFF_MAX_MS ? ms
+					       : FLEET_REDIS_BACKOFF_MAX_MS;
 }

@@ -40,6 +40,10 @@ void fleet_redis_password_free(char *pw);
 int fleet_redis_config_password(const struct config *cfg, char **pw, char *err,
 				size_t n);
 
+/* Reconnection back-off: the wait after one more failure, given the last
+ * one (0: none yet): 100 ms, doubling, at most 5 s. */
+unsigned fleet_redis_backoff(unsigned last_ms);
+
 /* The primary CFG's [fleet] names (tools). */
 redisContext *fleet_redis_from_config(const struct config *cfg,
 				      unsigned timeout_ms, char *err, size_t n);

@@ -221,18 +221,8 @@ static size_t fleet_sync_snapshot(struct fleet *f, struct fleet_conn *fc)
 static void fleet_sync_restore(struct fleet *f, struct fleet_conn *fc,
 			       size_t from, size_t n)
 {
-	pthread_mutex_t *lock;
-	struct fleet_entry *e;
-
-	for (; from < n; from++) {
-		e = fc->items[from].e;
-		lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) %
-				   FLEET_STRIPES];
-		pthread_mutex_lock(lock);
-		e->d_req += e->inflight;
-		e->inflight = 0;
-		pthread_mutex_unlock(lock);
-	}
+	for (; from < n; from++)
+		fleet_sync_unsynced(f, fc, from, false);
 }
 
 /* The connection IT's keys live on: the one, or in a cluster its slot's
@@ -263,8 +253,7 @@ void fleet_sync_unsynced(struct fleet *f, struct fleet_conn *fc, size_t i,
 			 bool down)
 {
 	struct fleet_entry *e = fc->items[i].e;
-	pthread_mutex_t *lock =
-		&f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
+	pthread_mutex_t *lock = fleet_lock_of(f, e->fp);
 
 	fc->partial = true;
 	pthread_mutex_lock(lock);
@@ -366,7 +355,7 @@ static void fleet_sync_apply(struct fleet *f, struct fleet_item *it,
 	e->d_bytes -= it->dbytes;
 	e->bytes_total += it->dbytes;
 
-	lock = &f->stripes[(fleet_hash(e->fp) % FLEET_CHAINS) % FLEET_STRIPES];
+	lock = fleet_lock_of(f, e->fp);
 	pthread_mutex_lock(lock);
 	e->inflight = 0;
 	e->down_ms = 0;
@@ -513,7 +502,7 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 	size_t n = fleet_sync_snapshot(f, fc), done = 0, i, end, tails, nr;
 	redisReply *r = NULL, *list = NULL, *tc = NULL, *tr = NULL;
 	redisContext *c, *ci = fc->c;
-	uint64_t now, rms = 0;
+	uint64_t rms = 0;
 	char key[160];
 	int node;
 
@@ -547,12 +536,13 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 				fleet_sync_unsynced(f, fc, i, true);
 				continue;
 			}
-			now = fleet_now_ms();
-			if (fc->cl && fleet_sync_redirected(f, fc, r, i, &nr)) {
+			if ((fc->cl &&
+			     fleet_sync_redirected(f, fc, r, i, &nr)) ||
+			    fleet_sync_done(f, fc, i, r, &rms)) {
 				freeReplyObject(r);
 				continue;
 			}
-			if (fc->cl && !fleet_sync_reply_ok(r)) {
+			if (fc->cl) {
 				/* e.g. TRYAGAIN while its slot migrates */
 				log_debug("fleet: sha256:%s: %s",
 					  fc->items[i].e->fp,
@@ -563,20 +553,13 @@ static int fleet_sync_round(struct fleet *f, struct fleet_conn *fc, char *err,
 				fleet_sync_unsynced(f, fc, i, false);
 				continue;
 			}
-			if (!fleet_sync_reply_ok(r)) {
-				snprintf(err, en, "%s: unexpected reply: %s",
-					 fc->where,
-					 r && r->type == REDIS_REPLY_ERROR
-						 ? r->str
-						 : "(not 6 integers)");
-				freeReplyObject(r);
-				fleet_sync_restore(f, fc, i, n);
-				return -1;
-			}
-			fleet_sync_apply(f, &fc->items[i], r, now);
-			if ((uint64_t)r->element[4]->integer > rms)
-				rms = (uint64_t)r->element[4]->integer;
+			snprintf(err, en, "%s: unexpected reply: %s", fc->where,
+				 r && r->type == REDIS_REPLY_ERROR
+					 ? r->str
+					 : "(not 6 integers)");
 			freeReplyObject(r);
+			fleet_sync_restore(f, fc, i, n);
+			return -1;
 		}
 		if (nr)
 			fleet_sync_retry(f, fc, nr, &rms);
@@ -681,10 +664,7 @@ static void fleet_sync_down(struct fleet *f, struct fleet_conn *fc,
 	} else {
 		log_debug("fleet: reconnect failed: %s", err);
 	}
-	fc->backoff_ms =
-		fc->backoff_ms ? 2 * fc->backoff_ms : FLEET_BACKOFF_MIN_MS;
-	if (fc->backoff_ms > FLEET_BACKOFF_MAX_MS)
-		fc->backoff_ms = FLEET_BACKOFF_MAX_MS;
+	fc->backoff_ms = fleet_redis_backoff(fc->backoff_ms);
 	fc->next_try_ms = now + fc->backoff_ms;
 }
 
