@@ -726,7 +726,10 @@ static void fleet_sync_step(struct fleet *f, struct fleet_conn *fc)
 	fc->backoff_ms = 0;
 }
 
-/* Sleep until the next sync, or less when a block event (or stop) comes. */
+/* Sleep until the next sync, or less when a block event (or stop) comes.
+ * Also while Redis is down: the step then only reconnects when its
+ * back-off is over, but the local byte counts (fleet_bytes_local) are
+ * read every sync_interval, as the 1 s static shares need. */
 static void fleet_sync_wait(struct fleet *f, struct fleet_conn *fc)
 {
 	struct pollfd p[2] = {
@@ -735,8 +738,6 @@ static void fleet_sync_wait(struct fleet *f, struct fleet_conn *fc)
 	uint64_t until = fleet_now_ms() + f->sync_ms, now;
 	void *r;
 
-	if (!fc->c && fc->next_try_ms > until)
-		until = fc->next_try_ms;
 	while (!atomic_load(&f->stop) && (now = fleet_now_ms()) < until) {
 		if (poll(p, 2, (int)(until - now)) <= 0)
 			continue;

@@ -205,3 +205,33 @@ def test_fleet_bandwidth_redis_gone(instance, gateway_factory, redis_factory,
     assert until_refused(c, big_file, 3) is None
     assert metrics(gw)['mtlsgw_fleet_refused_total{reason="bandwidth_out"}'] == before
     c.close()
+
+
+@pytest.mark.timeout(120)
+def test_fleet_bandwidth_static_share_long_outage(instance, gateway_factory,
+                                                  redis_factory, big_file):
+    """Redis gone for long (its reconnect back-off at its 5 s maximum):
+    the static share is still metered per 1 s window. A client that stays
+    well under its share (two downloads per second at most, half of it) is
+    never refused; if the bytes were read only at each reconnect attempt,
+    five seconds of them would land in one window."""
+    redis = redis_factory()
+    gw = gateway_factory(locations=[METRICS_LOC],
+                         extra=limits_config(instance)
+                         + fleet_extra(redis.port, "gws", sync="50ms",
+                                       limits={"fleet_bandwidth_out": "1M",
+                                               "fleet_fail": "static"}))
+    wait_synced([gw])
+    redis.kill()
+    assert wait_until(lambda: "unreachable for more than" in gw.stderr(), 15), \
+        gw.stderr()[-2000:]
+    time.sleep(7.0)  # back-off 0.1 + 0.2 + ... + 3.2 s, then 5 s steps
+    c = KeepAlive(gw, "client1")
+    statuses = []
+    start = time.monotonic()
+    for i in range(14):  # one 256 KiB download every 0.8 s, 11 s
+        time.sleep(max(0.0, start + 0.8 * i - time.monotonic()))
+        statuses.append(c.get(big_file).status)
+    c.close()
+    assert statuses == [200] * len(statuses), statuses
+    assert metrics(gw)['mtlsgw_fleet_refused_total{reason="bandwidth_out"}'] == 0
