@@ -82,25 +82,14 @@ void fleet_cluster_map_clear(struct fleet_cluster_map *m)
 	m->n = 0;
 }
 
-/* The host of ADDR ("host:port", "[v6]:port") into HOST. */
-static void fleet_cluster_host_of(const char *addr, char *host, size_t n)
-{
-	const char *colon = strrchr(addr, ':');
-	size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-
-	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		addr++;
-		hl -= 2;
-	}
-	snprintf(host, n, "%.*s", (int)hl, addr);
-}
-
-/* "host:port", with brackets for an IPv6 host. */
+/* "host:port" of HOST and PORT, with brackets for an IPv6 host. */
 static void fleet_cluster_join(char *out, size_t n, const char *host,
 			       long long port)
 {
-	snprintf(out, n, strchr(host, ':') ? "[%s]:%lld" : "%s:%lld", host,
-		 port);
+	char ps[8];
+
+	snprintf(ps, sizeof(ps), "%lld", port);
+	fleet_redis_join(out, n, host, ps);
 }
 
 /* The primary of one CLUSTER SLOTS entry: {ip, port, id, ...}. */
@@ -119,8 +108,8 @@ static int fleet_cluster_entry_addr(const redisReply *p, const char *asked,
 		return -1;
 	if (p->element[0]->len)
 		snprintf(host, sizeof(host), "%s", p->element[0]->str);
-	else /* "": the node that answered */
-		fleet_cluster_host_of(asked, host, sizeof(host));
+	else if (fleet_redis_host_of(asked, host, sizeof(host)) < 0)
+		return -1; /* "": the node that answered */
 	fleet_cluster_join(out, n, host, p->element[1]->integer);
 	return 0;
 }
@@ -215,8 +204,8 @@ int fleet_cluster_redirect(const redisReply *r, unsigned *slot, char *addr,
 		return 0;
 	/* Redis writes an IPv6 host without brackets; "" = unknown. */
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - p), p);
-	if (host[0] == '[')
-		fleet_cluster_host_of(p, host, sizeof(host));
+	if (host[0] == '[' && fleet_redis_host_of(p, host, sizeof(host)) < 0)
+		return 0;
 	if (host[0])
 		fleet_cluster_join(addr, n, host, port);
 	else

@@ -17,6 +17,30 @@
 #define FLEET_REDIS_BACKOFF_MIN_MS 100
 #define FLEET_REDIS_BACKOFF_MAX_MS 5000
 
+int fleet_redis_host_of(const char *addr, char *host, size_t n)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t hl;
+
+	if (!colon)
+		return -1;
+	hl = (size_t)(colon - addr);
+	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
+		addr++;
+		hl -= 2;
+	}
+	if (hl >= n)
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = 0;
+	return 0;
+}
+
+void fleet_redis_join(char *out, size_t n, const char *host, const char *port)
+{
+	snprintf(out, n, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
 redisContext *fleet_redis_dial(const char *addr, const char *password,
 			       unsigned timeout_ms, char *err, size_t n)
 {
@@ -26,24 +50,15 @@ redisContext *fleet_redis_dial(const char *addr, const char *password,
 	const char *colon;
 	redisContext *c;
 	redisReply *r;
-	size_t hl;
 
 	if (!strncmp(addr, "unix:", 5)) {
 		c = redisConnectUnixWithTimeout(addr + 5, tv);
 	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+		if (fleet_redis_host_of(addr, host, sizeof(host)) < 0) {
 			snprintf(err, n, "bad address %s", addr);
 			return NULL;
 		}
-		hl = (size_t)(colon - addr);
-		if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-			memcpy(host, addr + 1, hl - 2);
-			host[hl - 2] = 0;
-		} else {
-			memcpy(host, addr, hl);
-			host[hl] = 0;
-		}
+		colon = strrchr(addr, ':');
 		c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
 	}
 	if (!c || c->err) {
@@ -112,9 +127,8 @@ redisContext *fleet_redis_primary(char *const *addrs, size_t n_addrs,
 			redisFree(s);
 			continue;
 		}
-		snprintf(where, wn,
-			 strchr(r->element[0]->str, ':') ? "[%s]:%s" : "%s:%s",
-			 r->element[0]->str, r->element[1]->str);
+		fleet_redis_join(where, wn, r->element[0]->str,
+				 r->element[1]->str);
 		freeReplyObject(r);
 		redisFree(s);
 		c = fleet_redis_dial(where, password, timeout_ms, err, n);

@@ -13,6 +13,13 @@
 
 #include "config.h"
 
+/* The host of ADDR ("host:port" or "[v6]:port", without the brackets)
+ * into HOST: 0, or -1 when ADDR has no port or the host does not fit. */
+int fleet_redis_host_of(const char *addr, char *host, size_t n);
+
+/* "HOST:PORT" into OUT, with brackets around an IPv6 HOST. */
+void fleet_redis_join(char *out, size_t n, const char *host, const char *port);
+
 /* ADDR "unix:/path", "host:port" or "[v6]:port"; AUTH with PASSWORD if
  * not NULL. NULL on failure, with the reason (never the password) in
  * ERR. */
