@@ -177,12 +177,9 @@ def until_refused(conn, path, seconds):
     return None
 
 
-@pytest.mark.timeout(120)
-def test_fleet_bandwidth_redis_gone(instance, gateway_factory, redis_factory,
-                                    big_file):
-    """Redis gone past the hold time: fleet_fail = static keeps a share of
-    fleet_bandwidth_out on each gateway (bytes read from cert_stats go on
-    without Redis); fleet_fail = local drops it."""
+def gateway_redis_gone(instance, gateway_factory, redis_factory):
+    """A gateway with fleet_bandwidth_out = 1M and fleet_fail = static,
+    synced once; then its Redis is killed, and the hold time is over."""
     redis = redis_factory()
     gw = gateway_factory(locations=[METRICS_LOC],
                          extra=limits_config(instance)
@@ -193,6 +190,16 @@ def test_fleet_bandwidth_redis_gone(instance, gateway_factory, redis_factory,
     redis.kill()
     assert wait_until(lambda: "unreachable for more than" in gw.stderr(), 15), \
         gw.stderr()[-2000:]
+    return gw
+
+
+@pytest.mark.timeout(120)
+def test_fleet_bandwidth_redis_gone(instance, gateway_factory, redis_factory,
+                                    big_file):
+    """Redis gone past the hold time: fleet_fail = static keeps a share of
+    fleet_bandwidth_out on each gateway (bytes read from cert_stats go on
+    without Redis); fleet_fail = local drops it."""
+    gw = gateway_redis_gone(instance, gateway_factory, redis_factory)
     c = KeepAlive(gw, "client1")
     r = until_refused(c, big_file, 15)
     assert r is not None, "static fallback never refused"
@@ -215,16 +222,7 @@ def test_fleet_bandwidth_static_share_long_outage(instance, gateway_factory,
     well under its share (two downloads per second at most, half of it) is
     never refused; if the bytes were read only at each reconnect attempt,
     five seconds of them would land in one window."""
-    redis = redis_factory()
-    gw = gateway_factory(locations=[METRICS_LOC],
-                         extra=limits_config(instance)
-                         + fleet_extra(redis.port, "gws", sync="50ms",
-                                       limits={"fleet_bandwidth_out": "1M",
-                                               "fleet_fail": "static"}))
-    wait_synced([gw])
-    redis.kill()
-    assert wait_until(lambda: "unreachable for more than" in gw.stderr(), 15), \
-        gw.stderr()[-2000:]
+    gw = gateway_redis_gone(instance, gateway_factory, redis_factory)
     time.sleep(7.0)  # back-off 0.1 + 0.2 + ... + 3.2 s, then 5 s steps
     c = KeepAlive(gw, "client1")
     statuses = []
